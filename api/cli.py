@@ -1,0 +1,152 @@
+"""The ``spie`` command line."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from api.app import create_app, engine_context, session_factory
+from api.extensions import db
+from engine import pathways, simulation
+from engine.db import transaction
+from engine.errors import EngineError
+from engine.schema import create_revision, upgrade_database
+from engine.timers import fire_due_timers
+
+log = logging.getLogger("spie")
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
+def main() -> None:
+    """SPIE pathways engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest revision."""
+    upgrade_database(db.engine)
+    click.echo("database is up to date")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    create_revision(db.engine, message)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--by", "deployed_by", default="cli", help="Who deploys (recorded on the version).")
+@with_appcontext
+def deploy(files: tuple[Path, ...], deployed_by: str) -> None:
+    """Deploy BPMN files; a .dmn given after a .bpmn goes with it."""
+    ctx = engine_context()
+    failed = False
+    for bpmn, dmns in _group_files(files):
+        try:
+            with transaction(db.session):
+                result = pathways.deploy(db.session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns],
+                                         deployed_by=deployed_by)
+        except EngineError as exc:
+            failed = True
+            click.echo(f"{bpmn}: {exc}", err=True)
+            continue
+        verb = "deployed" if result.created else "unchanged"
+        click.echo(f"{bpmn}: {verb} {result.version.key} v{result.version.version}")
+    if failed:
+        sys.exit(1)
+
+
+@main.group()
+def clock() -> None:
+    """Simulated time (SPIE_SIMULATION=1)."""
+
+
+@clock.command("advance")
+@click.argument("duration")
+@with_appcontext
+def clock_advance(duration: str) -> None:
+    """Advance simulated time by an ISO 8601 duration (e.g. P15D), firing due timers."""
+    try:
+        result = simulation.advance(session_factory(), engine_context(), duration)
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"clock: {result.started_at.isoformat()} -> {result.now.isoformat()}; "
+               f"{result.cases_fired} case(s) had timers fire")
+
+
+@clock.command("show")
+@with_appcontext
+def clock_show() -> None:
+    """Print the engine's current time."""
+    click.echo(engine_context().clock.now(db.session).isoformat())
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Fire what is due now and exit.")
+@with_appcontext
+def worker(interval: float, once: bool) -> None:
+    """Fire due timers until stopped (several workers may run on PostgreSQL)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    factory, ctx = session_factory(), engine_context()
+    while not stop.is_set():
+        try:
+            count = fire_due_timers(factory, ctx)
+            if count:
+                log.info("fired timers of %d case(s)", count)
+        except Exception:  # noqa: BLE001 - a failed batch is rolled back and retried next poll
+            log.exception("timer batch failed; retrying")
+        if once:
+            return
+        stop.wait(interval)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-timers", is_flag=True, help="Do not fire timers in this process (run `spie worker`).")
+@with_appcontext
+def serve(host: str, port: int, no_timers: bool) -> None:
+    """Serve the application, with an in-process timer scheduler (APScheduler)."""
+    from flask import current_app
+    from werkzeug.serving import run_simple
+
+    from api.scheduler import start_timer_scheduler
+
+    app = current_app._get_current_object()
+    upgrade_database(db.engine)
+    scheduler = None if no_timers else start_timer_scheduler(app)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+def _group_files(files: tuple[Path, ...]) -> list[tuple[Path, list[Path]]]:
+    groups: list[tuple[Path, list[Path]]] = []
+    for path in files:
+        if path.suffix == ".dmn":
+            if not groups:
+                raise click.UsageError(f"{path}: a .dmn must follow the .bpmn that uses it")
+            groups[-1][1].append(path)
+        else:
+            groups.append((path, []))
+    return groups

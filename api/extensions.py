@@ -1,0 +1,6 @@
+"""Flask extensions, created unbound and bound in the app factory."""
+from flask_sqlalchemy import SQLAlchemy
+
+from engine.db import Base
+
+db = SQLAlchemy(model_class=Base)

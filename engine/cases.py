@@ -1,0 +1,179 @@
+"""Case commands: start, claim, release, complete, deliver a message, retry an incident.
+
+Each command works inside the caller's transaction and ends with a flush, so a
+lost race surfaces here as :class:`~engine.errors.Conflict` and the caller
+rolls back: no lost or doubled update.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from engine import runtime
+from engine.context import EngineContext
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.forms import validate_form_data
+from engine.models import Case, CaseEvent, HumanTask
+from engine.pathways import get_version
+
+
+def start_case(
+    session: Session,
+    ctx: EngineContext,
+    pathway_key: str,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    version: int | None = None,
+) -> Case:
+    pathway_version = get_version(session, pathway_key, version)
+    pathway = ctx.specs.get(session, pathway_version.id)
+    now = ctx.clock.now(session)
+    workflow = runtime.new_workflow(ctx, pathway)
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(data or {})
+    case = Case(
+        pathway_version_id=pathway_version.id,
+        status="active",
+        state="",
+        serializer_version=ctx.serializer.version,
+        created_at=now,
+        updated_at=now,
+        created_by=actor,
+    )
+    session.add(case)
+    session.flush()
+    loaded = runtime.LoadedCase(case, pathway, workflow)
+    loaded.record("case_started", actor, now, pathway=pathway_key, version=pathway_version.version)
+    runtime.settle(loaded, now, actor=actor)
+    runtime.save(session, ctx, loaded, now, actor)
+    return case
+
+
+def claim_task(session: Session, ctx: EngineContext, task_id: int, *, user: str) -> HumanTask:
+    task = _active_task(session, task_id)
+    if task.state == "claimed" and task.assignee != user:
+        raise Conflict(f"task {task_id} is already claimed by {task.assignee}")
+    if task.state == "claimed":
+        return task
+    task.state, task.assignee = "claimed", user
+    _log_task_event(session, ctx, task, "task_claimed", user)
+    return task
+
+
+def release_task(session: Session, ctx: EngineContext, task_id: int, *, user: str) -> HumanTask:
+    task = _active_task(session, task_id)
+    if task.state != "claimed" or task.assignee != user:
+        raise Conflict(f"task {task_id} is not claimed by {user}")
+    task.state, task.assignee = "open", None
+    _log_task_event(session, ctx, task, "task_released", user)
+    return task
+
+
+def assign_task(session: Session, ctx: EngineContext, task_id: int, *, user: str, actor: str) -> HumanTask:
+    """A supervisor gives an open or claimed task to a user."""
+    task = _active_task(session, task_id)
+    task.state, task.assignee = "claimed", user
+    _log_task_event(session, ctx, task, "task_assigned", actor, assignee=user)
+    return task
+
+
+def complete_task(
+    session: Session, ctx: EngineContext, task_id: int, data: dict[str, Any], *, user: str
+) -> Case:
+    """Validate the form, run the user task and everything it triggers, save."""
+    row = _active_task(session, task_id)
+    if row.state == "claimed" and row.assignee != user:
+        raise Conflict(f"task {task_id} is claimed by {row.assignee}")
+    loaded = runtime.load_case(session, ctx, row.case_id)
+    validate_form_data(loaded.pathway.forms.get(row.form_key) if row.form_key else None, data)
+    task = runtime.find_task(loaded, row.task_uuid)
+    if not task.has_state(TaskState.READY):
+        raise Conflict(f"task {task_id} is no longer waiting for input; reload")
+    now = ctx.clock.now(session)
+    row.state, row.assignee, row.completed_by, row.ended_at = "completed", user, user, now
+    loaded.record("task_completed", user, now, task=task, name=row.name, fields=sorted(data))
+
+    def run_user_task() -> None:
+        task.set_data(**data)
+        task.run()
+
+    runtime.settle(loaded, now, run_user_task, actor=user)
+    runtime.save(session, ctx, loaded, now, user)
+    return loaded.case
+
+
+def deliver_message(
+    session: Session, ctx: EngineContext, case_id: int, name: str, payload: dict[str, Any] | None, *, actor: str
+) -> Case:
+    """Deliver a named BPMN message (e.g. ``droit-rsa-ouvert``) to one case."""
+    loaded = runtime.load_case(session, ctx, case_id)
+    waiting = [
+        t
+        for t in loaded.workflow.get_tasks(state=TaskState.WAITING)
+        if isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+        and t.task_spec.event_definition.name == name
+    ]
+    if not waiting:
+        if name not in _message_names(loaded):
+            raise InvalidInput(f"pathway {loaded.pathway.key} has no message named {name!r}")
+        raise Conflict(f"case {case_id} is not waiting for message {name!r}")
+    now = ctx.clock.now(session)
+    event = BpmnEvent(waiting[0].task_spec.event_definition, payload=payload or {})
+    loaded.record("message_delivered", actor, now, bpmn_id=waiting[0].task_spec.bpmn_id, message=name,
+                  fields=sorted(payload or {}))
+    runtime.settle(loaded, now, lambda: loaded.workflow.send_event(event), actor=actor)
+    runtime.save(session, ctx, loaded, now, actor)
+    return loaded.case
+
+
+def retry_incident(
+    session: Session, ctx: EngineContext, case_id: int, *, actor: str, data: dict[str, Any] | None = None
+) -> Case:
+    """Re-run the tasks an error stopped, optionally after correcting case data."""
+    loaded = runtime.load_case(session, ctx, case_id)
+    if loaded.case.status != "incident":
+        raise Conflict(f"case {case_id} has no open incident")
+    now = ctx.clock.now(session)
+    failed = runtime.reopen_failed_tasks(loaded)
+    for task in failed:
+        task.data.update(data or {})
+    loaded.case.status, loaded.case.incident = "active", None
+    loaded.record("incident_retried", actor, now, fields=sorted(data or {}))
+    runtime.settle(loaded, now, actor=actor)
+    runtime.save(session, ctx, loaded, now, actor)
+    return loaded.case
+
+
+def _message_names(loaded: runtime.LoadedCase) -> set[str]:
+    specs = [loaded.pathway.spec, *loaded.pathway.subprocess_specs.values()]
+    return {
+        ts.event_definition.name
+        for spec in specs
+        for ts in spec.task_specs.values()
+        if isinstance(getattr(ts, "event_definition", None), MessageEventDefinition)
+    }
+
+
+def _active_task(session: Session, task_id: int) -> HumanTask:
+    task = session.get(HumanTask, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    if task.state not in ("open", "claimed"):
+        raise Conflict(f"task {task_id} is already {task.state}")
+    return task
+
+
+def _log_task_event(session: Session, ctx: EngineContext, task: HumanTask, kind: str, actor: str, **summary) -> None:
+    now = ctx.clock.now(session)
+    session.add(CaseEvent(case_id=task.case_id, at=now, actor=actor, kind=kind, bpmn_id=task.bpmn_id,
+                          task_uuid=task.task_uuid, summary={"name": task.name, **summary}))
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"task {task.id} was changed by someone else; reload") from exc

@@ -1,0 +1,133 @@
+"""Deploying pathways: validate, version, store once."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.bpmn_parsing import ParsedPathway, parse_pathway
+from engine.context import EngineContext
+from engine.errors import Conflict, DeployError, NotFound
+from engine.forms import check_form_schemas, load_forms_dir
+from engine.models import PathwayVersion
+
+
+@dataclass
+class DeployResult:
+    version: PathwayVersion
+    created: bool
+
+
+def deploy(
+    session: Session,
+    ctx: EngineContext,
+    bpmn_xml: bytes | str,
+    dmn_xmls: Sequence[bytes | str] = (),
+    *,
+    forms: Mapping[str, dict] | None = None,
+    deployed_by: str,
+) -> DeployResult:
+    """Validate and store a new version, or return the identical existing one."""
+    bpmn = _as_bytes(bpmn_xml)
+    dmns = [_as_bytes(d) for d in dmn_xmls]
+    uploaded_forms = dict(forms or {})
+    form_problems = check_form_schemas(uploaded_forms)
+    if form_problems:
+        raise DeployError(form_problems)
+    available_forms = {**load_forms_dir(ctx.forms_dir), **uploaded_forms}
+    parsed = parse_pathway(bpmn, dmns, library=_latest_library(session), form_keys=available_forms)
+    used_forms = {
+        task.form_key: available_forms[task.form_key]
+        for task in parsed.user_tasks.values()
+        if task.form_key in available_forms
+    }
+    digest = _digest(bpmn, dmns, used_forms)
+    existing = session.scalar(
+        select(PathwayVersion).where(PathwayVersion.key == parsed.key, PathwayVersion.sha256 == digest)
+    )
+    if existing is not None:
+        return DeployResult(existing, created=False)
+    version = PathwayVersion(
+        key=parsed.key,
+        version=_next_version_number(session, parsed.key),
+        name=parsed.name,
+        sha256=digest,
+        bpmn_xml=bpmn.decode("utf-8"),
+        dmn_xml=[d.decode("utf-8") for d in dmns],
+        forms=used_forms,
+        dependencies=_dependencies(session, parsed),
+        meta=_meta(parsed),
+        warnings=[w.to_dict() for w in parsed.warnings],
+        deployed_at=ctx.clock.now(session),
+        deployed_by=deployed_by,
+    )
+    session.add(version)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"another deployment of {parsed.key} happened at the same time; retry") from exc
+    return DeployResult(version, created=True)
+
+
+def get_version(session: Session, key: str, number: int | None = None) -> PathwayVersion:
+    """The named version of a pathway, or its latest."""
+    query = select(PathwayVersion).where(PathwayVersion.key == key)
+    if number is None:
+        query = query.order_by(PathwayVersion.version.desc()).limit(1)
+    else:
+        query = query.where(PathwayVersion.version == number)
+    version = session.scalar(query)
+    if version is None:
+        raise NotFound(f"pathway {key!r}" + (f" version {number}" if number else "") + " is not deployed")
+    return version
+
+
+def list_latest(session: Session) -> list[PathwayVersion]:
+    latest = (
+        select(PathwayVersion.key, func.max(PathwayVersion.version).label("version"))
+        .group_by(PathwayVersion.key)
+        .subquery()
+    )
+    query = select(PathwayVersion).join(
+        latest, (PathwayVersion.key == latest.c.key) & (PathwayVersion.version == latest.c.version)
+    )
+    return list(session.scalars(query.order_by(PathwayVersion.key)))
+
+
+def _latest_library(session: Session) -> dict[str, bytes]:
+    return {v.key: v.bpmn_xml.encode("utf-8") for v in list_latest(session)}
+
+
+def _dependencies(session: Session, parsed: ParsedPathway) -> dict[str, int]:
+    deployed = {v.key: v.id for v in list_latest(session)}
+    return {key: deployed[key] for key in sorted(parsed.called_processes) if key in deployed and key != parsed.key}
+
+
+def _meta(parsed: ParsedPathway) -> dict:
+    return {
+        "user_tasks": {k: asdict(v) for k, v in parsed.user_tasks.items()},
+        "lanes": dict(parsed.lanes),
+        "exits": sorted(parsed.exits),
+    }
+
+
+def _next_version_number(session: Session, key: str) -> int:
+    current = session.scalar(select(func.max(PathwayVersion.version)).where(PathwayVersion.key == key))
+    return (current or 0) + 1
+
+
+def _digest(bpmn: bytes, dmns: list[bytes], forms: dict) -> str:
+    sha = hashlib.sha256(bpmn)
+    for dmn in dmns:
+        sha.update(b"\0dmn\0" + dmn)
+    sha.update(b"\0forms\0" + json.dumps(forms, sort_keys=True).encode("utf-8"))
+    return sha.hexdigest()
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value

@@ -1,0 +1,165 @@
+"""Load a case's workflow, move it forward, save it: the core of every command.
+
+Every command (start, complete, fire timers, deliver a message, retry) is
+*load → act → settle → save*, in the caller's transaction.  Settling runs
+SpiffWorkflow's engine steps until nothing but user tasks and waiting events
+remain.  A script that fails, or breaks the sandbox's bounds, does not fail
+the command: the case goes to ``incident`` with the error, its state is saved
+with the failing task in ERROR, and :func:`engine.cases.retry_incident`
+re-runs it later.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from engine import projection
+from engine.clock import workflow_time
+from engine.context import EngineContext
+from engine.errors import Conflict, NotFound
+from engine.models import Case, CaseEvent
+from engine.spec_cache import LoadedPathway
+from engine.state import compact
+
+# Engine steps that keep producing work after this many rounds are a runaway loop.
+MAX_SETTLE_ROUNDS = 200
+
+
+@dataclass
+class LoadedCase:
+    case: Case
+    pathway: LoadedPathway
+    workflow: BpmnWorkflow
+    events: list[CaseEvent] = field(default_factory=list)
+
+    def record(self, kind: str, actor: str, at: datetime, *, task=None, bpmn_id=None, **summary) -> None:
+        self.events.append(
+            CaseEvent(
+                case_id=self.case.id,
+                at=at,
+                actor=actor,
+                kind=kind,
+                bpmn_id=bpmn_id or (task.task_spec.bpmn_id if task is not None else None),
+                task_uuid=str(task.id) if task is not None else None,
+                summary=summary,
+            )
+        )
+
+
+def new_workflow(ctx: EngineContext, pathway: LoadedPathway) -> BpmnWorkflow:
+    return BpmnWorkflow(pathway.spec, pathway.subprocess_specs, script_engine=ctx.script_engine)
+
+
+def load_case(session: Session, ctx: EngineContext, case_id: int, *, lock: bool = False) -> LoadedCase:
+    case = session.get(Case, case_id, with_for_update=lock or None)
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    pathway = ctx.specs.get(session, case.pathway_version_id)
+    workflow = ctx.serializer.load(case.state, pathway.spec, pathway.subprocess_specs)
+    workflow.script_engine = ctx.script_engine
+    return LoadedCase(case, pathway, workflow)
+
+
+def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None = None, *, actor: str) -> bool:
+    """Run ``action`` then engine steps until stable; on a script failure, open an incident.
+
+    Returns False when an incident was opened.
+    """
+    workflow = loaded.workflow
+    with workflow_time(now):
+        try:
+            if action is not None:
+                action()
+            for _ in range(MAX_SETTLE_ROUNDS):
+                workflow.refresh_timers()
+                workflow.do_engine_steps()
+                if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                    break
+            else:
+                raise WorkflowException(f"engine steps did not settle after {MAX_SETTLE_ROUNDS} rounds")
+        except Exception as exc:  # noqa: BLE001 - any failure of BPMN code is an incident, never a crash
+            _open_incident(loaded, exc, now, actor)
+            return False
+    _skip_missed_cycles(workflow, now)
+    return True
+
+
+def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime, actor: str) -> None:
+    """Project tasks and timers, compact, serialize; a stale version is a conflict."""
+    case, workflow = loaded.case, loaded.workflow
+    projection.sync_human_tasks(session, loaded, now, actor)
+    projection.sync_timers(session, loaded, now, actor)
+    compact(workflow)
+    case.state = ctx.serializer.dump(workflow)
+    case.serializer_version = ctx.serializer.version
+    case.updated_at = now
+    if workflow.completed and case.status == "active":
+        case.status = "completed"
+        case.ended_at = now
+        loaded.record("case_completed", actor, now)
+    session.add_all(loaded.events)
+    loaded.events = []
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"case {case.id} was changed by someone else; reload and try again") from exc
+
+
+def _open_incident(loaded: LoadedCase, exc: Exception, now: datetime, actor: str) -> None:
+    task = getattr(exc, "task", None)
+    incident = {
+        "message": _error_message(exc),
+        "type": type(exc).__name__,
+        "bpmn_id": task.task_spec.bpmn_id if task is not None else None,
+        "task_uuid": str(task.id) if task is not None else None,
+        "line": getattr(exc, "line_number", None) or None,
+        "at": now.isoformat(),
+    }
+    loaded.case.status = "incident"
+    loaded.case.incident = incident
+    loaded.record("incident_opened", actor, now, bpmn_id=incident["bpmn_id"], message=incident["message"])
+
+
+def _error_message(exc: Exception) -> str:
+    message = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in message:
+        message = f"{message}: {cause}"
+    return message[:2000]
+
+
+def _skip_missed_cycles(workflow: BpmnWorkflow, now: datetime) -> None:
+    """A cycle timer missed during downtime fires once, then goes on from now."""
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, CycleTimerEventDefinition):
+            continue
+        value = task.internal_data.get("event_value")
+        if not isinstance(value, dict) or value.get("cycles") == 0:
+            continue
+        if datetime.fromisoformat(value["next"]) <= now:
+            value["next"] = (now + timedelta(seconds=value["duration"])).isoformat()
+
+
+def find_task(loaded: LoadedCase, task_uuid: str):
+    task = loaded.workflow.get_task_from_id(UUID(task_uuid))
+    if task is None:
+        raise Conflict("this task no longer exists in the case; reload")
+    return task
+
+
+def reopen_failed_tasks(loaded: LoadedCase) -> list:
+    """Put tasks stopped by an error back to READY so the next settle re-runs them."""
+    failed = loaded.workflow.get_tasks(state=TaskState.ERROR)
+    for task in failed:
+        task._set_state(TaskState.READY)
+    return failed
