@@ -12,7 +12,10 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
+
+from engine.errors import Conflict
 
 # Deterministic constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -78,10 +81,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(session: Session) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error.
+
+    A lost optimistic-locking race (a version column that moved under us,
+    detected at any flush) becomes :class:`~engine.errors.Conflict`.
+    """
     try:
         yield session
         session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise Conflict("this record was changed by someone else at the same time; reload and try again") from exc
     except BaseException:
         session.rollback()
         raise

@@ -81,6 +81,7 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
                 action()
             for _ in range(MAX_SETTLE_ROUNDS):
                 workflow.refresh_timers()
+                _skip_missed_cycles(workflow, now)
                 workflow.do_engine_steps()
                 if not workflow.get_tasks(state=TaskState.READY, manual=False):
                     break
@@ -89,7 +90,6 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
         except Exception as exc:  # noqa: BLE001 - any failure of BPMN code is an incident, never a crash
             _open_incident(loaded, exc, now, actor)
             return False
-    _skip_missed_cycles(workflow, now)
     return True
 
 

@@ -41,7 +41,7 @@ def test_deploy_start_claim_complete_end(session_factory, ctx):
     assert kinds[0] == "case_started" and kinds[-1] == "case_completed"
     assert kinds.count("task_completed") == 2 and "task_claimed" in kinds
     with session_factory() as session:
-        states = dict(session.execute(select(HumanTask.bpmn_id, HumanTask.state).where(HumanTask.case_id == case_id)))
+        states = dict(session.execute(select(HumanTask.bpmn_id, HumanTask.state).where(HumanTask.case_id == case_id)).all())
         timers = session.scalar(select(Case.next_timer_at).where(Case.id == case_id))
     assert states == {"first": "completed", "second": "completed"}
     assert timers is None  # the boundary timer went with its task
