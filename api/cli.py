@@ -25,6 +25,7 @@ log = logging.getLogger("spie")
 def main() -> None:
     """SPIE pathways engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spiff").setLevel(logging.WARNING)  # one line per task state change otherwise
 
 
 @main.group("db")

@@ -56,6 +56,16 @@ class UserTaskInfo:
     exit: bool
     due_in: str | None
     line: int | None
+    audience: str = "referent"  # spie:audience: referent, supervisor or pilot
+    action: str | None = None  # spie:action: designate-referent, joint-meeting, orientation
+
+
+@dataclass(frozen=True)
+class LaneInfo:
+    """Who works a lane: structure types in order of preference, or a data variable naming one."""
+
+    structure_types: tuple[str, ...]  # from spie:structureType="ccas|departement"; empty when absent
+    structure_type_variable: str | None = None  # spie:structureTypeVariable
 
 
 @dataclass
@@ -66,8 +76,11 @@ class ParsedPathway:
     subprocess_specs: dict  # {process_id: spec} for call activities and embedded subprocesses
     called_processes: set[str]  # ids of processes called through callActivity (this file or the library)
     user_tasks: dict[str, UserTaskInfo]  # every userTask of this file that runs (incl. in subprocesses)
-    lanes: dict[str, str | None]  # lane name -> spie:structureType (None when absent)
+    lanes: dict[str, LaneInfo]  # lane name -> its structure types
     exits: set[str]  # ids of elements with spie:exit="true"
+    processes: set[str] = field(default_factory=set)  # ids of the processes and subprocesses of this file
+    # callActivity id -> spie:receivingStructureType (None when absent)
+    hand_offs: dict[str, str | None] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
 
@@ -114,6 +127,8 @@ def _parse(bpmn_xml, dmn_xmls, library, form_keys, validate, rules) -> ParsedPat
         user_tasks=_user_tasks(main, specs),
         lanes=_lanes(main),
         exits=_exits(main),
+        processes=_scopes(main),
+        hand_offs=_hand_offs(main),
     )
     if validate:
         parsed.warnings = _lint(parsed, main, dmns, form_keys, rules)
@@ -382,6 +397,8 @@ def _user_tasks(main: _Document, specs: Iterable[BpmnProcessSpec]) -> dict[str, 
             exit=_is_exit(element),
             due_in=element.get(f"{{{SPIE_NS}}}dueIn"),
             line=element.sourceline,
+            audience=element.get(f"{{{SPIE_NS}}}audience") or "referent",
+            action=element.get(f"{{{SPIE_NS}}}action"),
         )
         for element in main.root.iter(f"{{{BPMN_MODEL_NS}}}userTask")
         if element.get("id") in lane_by_id
@@ -407,11 +424,28 @@ def _exits(main: _Document) -> set[str]:
     return {e.get("id") for e in main.root.iter(tag=etree.Element) if e.get("id") and _is_exit(e)}
 
 
-def _lanes(main: _Document) -> dict[str, str | None]:
+def _lanes(main: _Document) -> dict[str, LaneInfo]:
     return {
-        lane.get("name"): lane.get(f"{{{SPIE_NS}}}structureType")
+        lane.get("name"): LaneInfo(
+            structure_types=tuple(
+                t.strip() for t in (lane.get(f"{{{SPIE_NS}}}structureType") or "").split("|") if t.strip()
+            ),
+            structure_type_variable=lane.get(f"{{{SPIE_NS}}}structureTypeVariable"),
+        )
         for lane in main.root.iter(f"{{{BPMN_MODEL_NS}}}lane")
         if lane.get("name")
+    }
+
+
+def _scopes(main: _Document) -> set[str]:
+    return {e.get("id") for e in main.root.iter(*_SCOPE_TAGS) if e.get("id")}
+
+
+def _hand_offs(main: _Document) -> dict[str, str | None]:
+    return {
+        call.get("id"): call.get(f"{{{SPIE_NS}}}receivingStructureType")
+        for call in _call_activities(main.root)
+        if call.get("id")
     }
 
 

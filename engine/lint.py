@@ -25,7 +25,7 @@ from engine.errors import Problem
 if TYPE_CHECKING:
     from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
-    from engine.bpmn_parsing import UserTaskInfo
+    from engine.bpmn_parsing import LaneInfo, UserTaskInfo
 
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 _NS = {"bpmn": BPMN_MODEL_NS, "spiffworkflow": SPIFF_NS}
@@ -40,7 +40,7 @@ class LintInput:
     spec: BpmnProcessSpec
     subprocess_specs: Mapping[str, BpmnProcessSpec]
     user_tasks: Mapping[str, UserTaskInfo]
-    lanes: Mapping[str, str | None]
+    lanes: Mapping[str, LaneInfo]
     exits: Set[str]
     form_keys: Container[str]
 

@@ -110,9 +110,14 @@ def _dependencies(session: Session, parsed: ParsedPathway) -> dict[str, int]:
 
 def _meta(parsed: ParsedPathway) -> dict:
     return {
+        "processes": sorted(parsed.processes),
         "user_tasks": {k: asdict(v) for k, v in parsed.user_tasks.items()},
-        "lanes": dict(parsed.lanes),
+        "lanes": {
+            name: {"structure_types": list(lane.structure_types), "structure_type_variable": lane.structure_type_variable}
+            for name, lane in parsed.lanes.items()
+        },
         "exits": sorted(parsed.exits),
+        "hand_offs": parsed.hand_offs,
     }
 
 

@@ -9,7 +9,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn_parsing import MAX_XML_BYTES, parse_pathway
+from engine.bpmn_parsing import MAX_XML_BYTES, LaneInfo, parse_pathway
 from engine.errors import DeployError, Problem, TooLarge
 from engine.lint import DEFAULT_RULES
 
@@ -58,7 +58,7 @@ def test_simple_pathway_parses_with_lanes_forms_exits_and_timers():
     parsed = parse_pathway(simple(), form_keys=FORMS)
 
     assert (parsed.key, parsed.name) == ("accompagnement-simple", "Accompagnement simple")
-    assert parsed.lanes == {"Mission Locale": "mission_locale", "Département": None}
+    assert parsed.lanes == {"Mission Locale": LaneInfo(("mission_locale",)), "Département": LaneInfo(())}
     assert parsed.exits == {"designation", "fin-relais"}
     assert parsed.called_processes == set()
     assert set(parsed.subprocess_specs) == {"suivi"}

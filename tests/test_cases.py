@@ -17,7 +17,10 @@ from tests.helpers import complete, deploy_fixture, open_tasks, start, timeline
 def test_deploy_start_claim_complete_end(session_factory, ctx):
     version = deploy_fixture(session_factory, ctx, "simple.bpmn")
     assert (version.key, version.version) == ("simple", 1)
-    assert version.meta["lanes"] == {"mission-locale": None, "Département": "departement"}
+    assert version.meta["lanes"] == {
+        "mission-locale": {"structure_types": [], "structure_type_variable": None},
+        "Département": {"structure_types": ["departement"], "structure_type_variable": None},
+    }
 
     case_id = start(session_factory, ctx, "simple")
     [first] = open_tasks(session_factory, case_id)

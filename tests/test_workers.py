@@ -32,8 +32,9 @@ def _spawn_worker(database_url: str, tmp_path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "SPIE_INSTANCE_PATH": str(tmp_path)}
     env.pop("SPIE_SIMULATION", None)  # real time: every timer of the simulated January is overdue
     code = "from api.cli import main; main()"
+    log = open(tmp_path / f"worker-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen([sys.executable, "-c", code, "worker", "--interval", "0.1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def _fired(session_factory) -> int:

@@ -1,0 +1,29 @@
+"""The engine benchmark runs end to end on small data, so CI notices when it breaks."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_engine_benchmark_quick_run_on_sqlite(tmp_path):
+    figures_file = tmp_path / "figures.json"
+    command = [sys.executable, str(ROOT / "bench" / "engine.py"), "--quick", "--db", "sqlite", "--cases", "10",
+               "--json", str(figures_file)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    for operation in ("start_case", "complete_task", "fire_timer"):
+        line = rf"^sqlite\s+{operation}\s+engine p50 +[\d.]+ ms p95 +[\d.]+ ms \| floor p50 +[\d.]+ ms .*\| ratio [\d.]+x"
+        assert re.search(line, result.stdout, re.MULTILINE), result.stdout
+    assert "Saved state at mid-pathway" in result.stdout
+    figures = json.loads(figures_file.read_text(encoding="utf-8"))
+    operations = figures["latency"]["sqlite"]["operations"]
+    assert operations["complete_task"]["engine"]["n"] == 10 * 10
+    assert operations["start_case"]["floor"]["n"] == operations["fire_timer"]["full"]["n"] == 10
+    sizes = figures["latency"]["sqlite"]["state_bytes_mid_pathway"]
+    assert 0 < sizes["engine"] < sizes["full"]  # the engine stores no spec
