@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import event
 from api.extensions import db
 from engine.clock import DatabaseClock, SystemClock
 from engine.context import EngineContext
-from engine.paths import PROJECT_ROOT
+from engine.paths import FORMS_DIR, PROJECT_ROOT
 from engine.db import apply_sqlite_pragmas, make_session_factory
 
 
@@ -24,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         or f"sqlite:///{os.path.join(app.instance_path, 'spie.sqlite3')}",
         SPIE_SIMULATION=os.environ.get("SPIE_SIMULATION") == "1",
         SPIE_TIMER_INTERVAL=float(os.environ.get("SPIE_TIMER_INTERVAL", "5")),
+        SPIE_FORMS_DIR=os.environ.get("SPIE_FORMS_DIR") or str(FORMS_DIR),
     )
     if config:
         app.config.from_mapping(config)
@@ -33,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             event.listen(db.engine, "connect", apply_sqlite_pragmas)
             db.engine.dispose()
     clock = DatabaseClock() if app.config["SPIE_SIMULATION"] else SystemClock()
-    app.extensions["spie"] = EngineContext(clock=clock)
+    app.extensions["spie"] = EngineContext(clock=clock, forms_dir=Path(app.config["SPIE_FORMS_DIR"]))
 
     from api import health
 

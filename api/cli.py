@@ -87,7 +87,7 @@ def clock_advance(duration: str) -> None:
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"clock: {result.started_at.isoformat()} -> {result.now.isoformat()}; "
-               f"{result.cases_fired} case(s) had timers fire")
+               f"{result.firings} timer firing(s)")
 
 
 @clock.command("show")

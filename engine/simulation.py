@@ -20,7 +20,7 @@ from engine.timeutil import add_iso_duration
 class AdvanceResult:
     started_at: datetime
     now: datetime
-    cases_fired: int
+    firings: int  # case visits that fired timers, one per due moment and case
 
 
 def advance(session_factory: sessionmaker[Session], ctx: EngineContext, duration: str) -> AdvanceResult:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from xml.sax.saxutils import escape
 
 import pytest
@@ -10,7 +11,8 @@ from engine import cases, pathways
 from engine.db import transaction
 from engine.errors import Conflict
 from engine.models import Case
-from tests.conftest import fixture_bytes
+from engine.timers import fire_due_timers
+from tests.conftest import SIMULATION_START, fixture_bytes
 from tests.helpers import open_tasks, start, timeline
 
 HOSTILE = {
@@ -65,3 +67,15 @@ def test_incident_retried_after_a_data_fix(session_factory, ctx):
     assert [t.bpmn_id for t in open_tasks(session_factory, case_id)] == ["check"]
     with session_factory() as session, pytest.raises(Conflict, match="no open incident"):
         cases.retry_incident(session, ctx, case_id, actor="admin")
+
+
+def test_a_failing_timer_script_does_not_stop_the_batch(session_factory, ctx):
+    """Timers of several cases come due together; one script fails: only its case is in incident."""
+    xml = fixture_bytes("engine/loop.bpmn").replace(b"passes += 1", b"passes += 1\nratio = 1 / divisor")
+    with session_factory() as session, transaction(session):
+        pathways.deploy(session, ctx, xml, deployed_by="designer")
+    broken = start(session_factory, ctx, "weekly_loop", {"target": 1, "divisor": 0})
+    healthy = [start(session_factory, ctx, "weekly_loop", {"target": 1, "divisor": 1}) for _ in range(3)]
+    fire_due_timers(session_factory, ctx, SIMULATION_START + timedelta(days=8))
+    assert _case(session_factory, broken).status == "incident"
+    assert {_case(session_factory, c).status for c in healthy} == {"completed"}

@@ -27,10 +27,10 @@ def test_non_interrupting_boundary_timer_adds_a_task_and_keeps_the_first(session
     assert _case(session_factory, case_id).next_timer_at == SIMULATION_START + timedelta(days=15)
 
     result = simulation.advance(session_factory, ctx, "P14D")
-    assert result.cases_fired == 0 and len(open_tasks(session_factory, case_id)) == 1
+    assert result.firings == 0 and len(open_tasks(session_factory, case_id)) == 1
 
     result = simulation.advance(session_factory, ctx, "P1D")
-    assert result.cases_fired == 1
+    assert result.firings == 1
     names = sorted(t.bpmn_id for t in open_tasks(session_factory, case_id))
     assert names == ["first", "remind"]
     [fired] = _kinds(session_factory, case_id, "timer_fired")
