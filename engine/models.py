@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, BigId, UTCDateTime
@@ -49,7 +49,7 @@ class Case(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     pathway_version_id: Mapped[int] = mapped_column(ForeignKey("pathway_version.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active, completed, incident
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active, closed, incident
     state: Mapped[str] = mapped_column(Text)
     serializer_version: Mapped[str] = mapped_column(String(10))
     # Earliest due time of the case's waiting timers: the scheduler's work queue.
@@ -60,6 +60,10 @@ class Case(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(default=1)
+    # The person and where they live (which structures serve them); empty for technical cases.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    commune_insee: Mapped[str | None] = mapped_column(String(5))
+    exit_reason: Mapped[str | None] = mapped_column(String(40))
 
     # Loaded on demand only: the runtime reads specs from the spec cache, not this row.
     pathway_version: Mapped[PathwayVersion] = relationship(lazy="select")
@@ -91,6 +95,11 @@ class HumanTask(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[str | None] = mapped_column(String(255))
     escalation_level: Mapped[int] = mapped_column(default=0)
+    # Which structure works it, and who among its people: référents, supervisors or the pilot.
+    structure_id: Mapped[int | None] = mapped_column(ForeignKey("structure.id"), index=True)
+    audience: Mapped[str] = mapped_column(String(12), default="referent", server_default="referent")
+    # No structure of the lane's type covers the person's commune: the pilot's queue has it.
+    unassigned: Mapped[bool] = mapped_column(default=False, server_default=false())
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -138,3 +147,7 @@ class SimulatedClock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     now: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Tables the ones above refer to by foreign key; importing them here registers them with Base.
+from engine import directory, people  # noqa: E402,F401

@@ -103,9 +103,9 @@ def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime
     case.serializer_version = ctx.serializer.version
     case.updated_at = now
     if workflow.completed and case.status == "active":
-        case.status = "completed"
+        case.status = "closed"
         case.ended_at = now
-        loaded.record("case_completed", actor, now)
+        loaded.record("case_closed", actor, now)
     session.add_all(loaded.events)
     loaded.events = []
     try:

@@ -1,7 +1,7 @@
 """Alembic environment: the engine comes from engine.schema.alembic_config()."""
 from alembic import context
 
-from engine import models  # noqa: F401 - registers the tables on Base.metadata
+from engine import models  # noqa: F401 - registers every table on Base.metadata
 from engine.db import Base
 
 engine = context.config.attributes["engine"]

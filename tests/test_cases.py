@@ -38,10 +38,10 @@ def test_deploy_start_claim_complete_end(session_factory, ctx):
     assert second.due_at == SIMULATION_START + timedelta(days=7)  # spie:dueIn
 
     case = complete(session_factory, ctx, second.id, {"note": "fini"}, user="bob")
-    assert case.status == "completed" and case.ended_at is not None
+    assert case.status == "closed" and case.ended_at is not None
     assert open_tasks(session_factory, case_id) == []
     kinds = [e.kind for e in timeline(session_factory, case_id)]
-    assert kinds[0] == "case_started" and kinds[-1] == "case_completed"
+    assert kinds[0] == "case_started" and kinds[-1] == "case_closed"
     assert kinds.count("task_completed") == 2 and "task_claimed" in kinds
     with session_factory() as session:
         states = dict(session.execute(select(HumanTask.bpmn_id, HumanTask.state).where(HumanTask.case_id == case_id)).all())

@@ -53,7 +53,7 @@ def test_clock_advance_fires_timers(run, session_factory, ctx):
     result = run("clock", "advance", "P15D")
     assert result.exit_code == 0 and "2 timer firing(s)" in result.output
     with session_factory() as session:
-        assert session.get(Case, case_id).status == "completed"
+        assert session.get(Case, case_id).status == "closed"
     assert run("clock", "show").output.strip() == (cli_start + timedelta(days=15)).isoformat()
     bad = run("clock", "advance", "15 days")
     assert bad.exit_code != 0 and "ISO 8601" in bad.output

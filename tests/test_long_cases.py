@@ -19,7 +19,7 @@ def test_two_year_weekly_loop_completes(session_factory, ctx):
     simulation.advance(session_factory, ctx, "P2Y")
     with session_factory() as session:
         case = session.get(Case, case_id)
-        assert case.status == "completed"
+        assert case.status == "closed"
     assert [e.kind for e in timeline(session_factory, case_id)].count("timer_fired") == 104
 
 
@@ -37,5 +37,5 @@ def test_loop_past_the_spiff_depth_limit_with_bounded_state(session_factory, ctx
     assert sizes[450] < sizes[50] * 1.5, sizes
     simulation.advance(session_factory, ctx, f"P{7 * 60}D")
     with session_factory() as session:
-        assert session.get(Case, case_id).status == "completed"
+        assert session.get(Case, case_id).status == "closed"
     assert [e.kind for e in timeline(session_factory, case_id)].count("timer_fired") == 500

@@ -61,7 +61,7 @@ def test_intermediate_cycle_interrupting_and_date_timers(session_factory, ctx):
     assert (cycle.state, cycle.fired_count) == ("cancelled", 3)
 
     simulation.advance(session_factory, ctx, "P20D")
-    assert _case(session_factory, case_id).status == "completed"
+    assert _case(session_factory, case_id).status == "closed"
 
 
 def test_interrupting_boundary_timer_cancels_the_task(session_factory, ctx):
@@ -73,7 +73,7 @@ def test_interrupting_boundary_timer_cancels_the_task(session_factory, ctx):
     simulation.advance(session_factory, ctx, "P31D")
     assert open_tasks(session_factory, case_id) == []
     case = _case(session_factory, case_id)
-    assert case.status == "completed"  # through the "Expiré" end event
+    assert case.status == "closed"  # through the "Expiré" end event
     kinds = [e.kind for e in timeline(session_factory, case_id)]
     assert "task_cancelled" in kinds
 
