@@ -100,11 +100,18 @@ def parse_pathway(
     Raises TooLarge for an oversized upload, DeployError for anything refused.
     """
     try:
-        return _parse(bpmn_xml, dmn_xmls, library, form_keys, validate, DEFAULT_RULES if rules is None else rules)
+        return _parse(bpmn_xml, dmn_xmls, library, form_keys, validate, _default_rules() if rules is None else rules)
     except (DeployError, TooLarge):
         raise
     except Exception as exc:  # a bug or quirk in lxml/SpiffWorkflow must not escape as a crash
         raise DeployError([Problem("parse", f"unexpected {type(exc).__name__} while parsing: {exc}")]) from exc
+
+
+def _default_rules() -> list[Rule]:
+    """The generic rules, then the SPIE ones (imported late: they need the directory's vocabulary)."""
+    from engine.spie_lint import SPIE_RULES
+
+    return [*DEFAULT_RULES, *SPIE_RULES]
 
 
 def _parse(bpmn_xml, dmn_xmls, library, form_keys, validate, rules) -> ParsedPathway:

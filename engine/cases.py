@@ -6,19 +6,23 @@ rolls back: no lost or doubled update.
 """
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
-from engine import runtime
+from engine import care_team, runtime, task_effects
 from engine.context import EngineContext
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.forms import validate_form_data
+from engine.directory import User
 from engine.models import Case, CaseEvent, HumanTask
+from engine.people import Person
 from engine.pathways import get_version
 
 
@@ -30,13 +34,21 @@ def start_case(
     actor: str,
     data: dict[str, Any] | None = None,
     version: int | None = None,
+    person: Person | None = None,
+    referent: User | None = None,
 ) -> Case:
+    """Start a case; with a person, the starting référent joins its care team first."""
     pathway_version = get_version(session, pathway_key, version)
     pathway = ctx.specs.get(session, pathway_version.id)
     now = ctx.clock.now(session)
     workflow = runtime.new_workflow(ctx, pathway)
+    start_data = dict(data or {})
+    if person is not None:
+        start_data["person"] = person_data(person)
+    if referent is not None and referent.structure is not None:
+        start_data.setdefault("entry_structure_type", referent.structure.type)
     for task in workflow.get_tasks(state=TaskState.READY):
-        task.data.update(data or {})
+        task.data.update(start_data)
     case = Case(
         pathway_version_id=pathway_version.id,
         status="active",
@@ -45,14 +57,47 @@ def start_case(
         created_at=now,
         updated_at=now,
         created_by=actor,
+        person_id=person.id if person is not None else None,
+        commune_insee=person.commune_insee if person is not None else None,
     )
     session.add(case)
     session.flush()
-    loaded = runtime.LoadedCase(case, pathway, workflow)
+    if referent is not None:
+        care_team.join(session, case.id, referent, now, actor)
+    loaded = runtime.LoadedCase(case, pathway, workflow, session)
     loaded.record("case_started", actor, now, pathway=pathway_key, version=pathway_version.version)
     runtime.settle(loaded, now, actor=actor)
     runtime.save(session, ctx, loaded, now, actor)
     return case
+
+
+def find_or_create_person(session: Session, ctx: EngineContext, identity: dict[str, Any]) -> Person:
+    """The person with this identity (names and birth date), created if new; commune kept current."""
+    try:
+        first, last = identity["first_name"].strip(), identity["last_name"].strip()
+        birth_date = date.fromisoformat(str(identity["birth_date"]))
+        commune = str(identity["commune_insee"]).strip()
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise InvalidInput("person needs first_name, last_name, birth_date (YYYY-MM-DD) and commune_insee") from exc
+    if not (first and last and len(commune) == 5):
+        raise InvalidInput("person needs non-empty names and a 5-character INSEE commune code")
+    person = session.scalar(select(Person).where(
+        func.lower(Person.first_name) == first.lower(), func.lower(Person.last_name) == last.lower(),
+        Person.birth_date == birth_date))
+    if person is None:
+        person = Person(first_name=first, last_name=last, birth_date=birth_date, commune_insee=commune,
+                        contact=dict(identity.get("contact") or {}), created_at=ctx.clock.now(session))
+        session.add(person)
+        session.flush()
+    elif person.commune_insee != commune:
+        person.commune_insee = commune
+    return person
+
+
+def person_data(person: Person) -> dict[str, str]:
+    """What the diagram's scripts see of the person."""
+    return {"first_name": person.first_name, "last_name": person.last_name,
+            "birth_date": person.birth_date.isoformat(), "commune_insee": person.commune_insee}
 
 
 def claim_task(session: Session, ctx: EngineContext, task_id: int, *, user: str) -> HumanTask:
@@ -95,6 +140,7 @@ def complete_task(
     task = runtime.find_task(loaded, row.task_uuid)
     if not task.has_state(TaskState.READY):
         raise Conflict(f"task {task_id} is no longer waiting for input; reload")
+    designated = task_effects.before_completion(session, loaded, row, task, data)
     now = ctx.clock.now(session)
     row.state, row.assignee, row.completed_by, row.ended_at = "completed", user, user, now
     loaded.record("task_completed", user, now, task=task, name=row.name, fields=sorted(data))
@@ -104,7 +150,10 @@ def complete_task(
         task.run()
 
     runtime.settle(loaded, now, run_user_task, actor=user)
+    task_effects.after_completion(session, loaded, row, task, data, designated, now, user)
     runtime.save(session, ctx, loaded, now, user)
+    if loaded.case.status == "active" and loaded.case.person_id is not None:
+        care_team.check_someone_remains(session, loaded.case.id)
     return loaded.case
 
 

@@ -5,6 +5,8 @@ legacy typology codes are accepted on input (:func:`normalize_structure_type`).
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, select
@@ -49,12 +51,18 @@ _ALIASES = {
 
 
 def normalize_structure_type(value: str) -> str:
-    """Our code for a data·inclusion, DORA or our own structure type; raises on unknown."""
-    code = (value or "").strip().lower()
-    code = _ALIASES.get(code, code)
+    """Our code for a data·inclusion or DORA type, or a French label ("Département"); raises on unknown."""
+    code = _slug(value or "")
+    code = _ALIASES.get(code, _ALIASES.get(code.replace("-", "_"), code))
     if code not in STRUCTURE_TYPES:
         raise InvalidInput(f"unknown structure type {value!r}; expected one of {', '.join(STRUCTURE_TYPES)}")
     return code
+
+
+def _slug(value: str) -> str:
+    """'Mission Locale' -> 'mission-locale', 'Département' -> 'departement', 'CAP_EMPLOI' -> 'cap_emploi'."""
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9_]+", "-", ascii_text.strip().lower()).strip("-")
 
 
 class Commune(Base):

@@ -14,6 +14,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.util.task import TaskState
 
+from engine import assignment
 from engine.models import HumanTask, Timer
 from engine.timeutil import add_iso_duration
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from engine.runtime import LoadedCase
 
 ACTIVE_TASK_STATES = ("open", "claimed")
+ESCALATION_LEVELS = {"referent": 0, "supervisor": 1, "pilot": 2}
 
 
 def sync_human_tasks(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> None:
@@ -38,20 +40,45 @@ def sync_human_tasks(session: Session, loaded: LoadedCase, now: datetime, actor:
     for task_uuid, task in ready.items():
         if task_uuid in known:
             continue
-        info = loaded.pathway.meta.get("user_tasks", {}).get(task.task_spec.bpmn_id, {})
-        row = HumanTask(
-            case_id=case.id,
-            task_uuid=task_uuid,
-            bpmn_id=task.task_spec.bpmn_id,
-            name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-            lane=task.task_spec.lane,
-            form_key=info.get("form_key"),
-            state="open",
-            created_at=now,
-            due_at=_task_due_at(task, info, now),
-        )
+        row, unassigned_reason = _new_human_task(session, loaded, task, now)
         session.add(row)
-        loaded.record("task_created", actor, now, task=task, name=row.name, lane=row.lane)
+        loaded.record("task_created", actor, now, task=task, name=row.name, lane=row.lane,
+                      structure_id=row.structure_id, assignee=row.assignee)
+        if unassigned_reason:
+            loaded.record("task_unassigned", actor, now, task=task, reason=unassigned_reason)
+        if row.escalation_level:
+            _escalate(rows, row.escalation_level)
+
+
+def _new_human_task(session: Session, loaded: LoadedCase, task, now: datetime) -> tuple[HumanTask, str | None]:
+    info = loaded.pathway.task_info(task)
+    audience = info.get("audience") or "referent"
+    lane_types = assignment.lane_structure_types(loaded.pathway.lane_info(task), task.data, task.task_spec.lane)
+    assigned = assignment.assign(session, case=loaded.case, lane_types=lane_types, audience=audience)
+    row = HumanTask(
+        case_id=loaded.case.id,
+        task_uuid=str(task.id),
+        bpmn_id=task.task_spec.bpmn_id,
+        name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+        lane=task.task_spec.lane,
+        form_key=info.get("form_key"),
+        state="claimed" if assigned.assignee else "open",
+        assignee=assigned.assignee,
+        structure_id=assigned.structure_id,
+        audience=audience,
+        unassigned=assigned.unassigned_reason is not None,
+        escalation_level=ESCALATION_LEVELS.get(audience, 0),
+        created_at=now,
+        due_at=_task_due_at(task, info, now),
+    )
+    return row, assigned.unassigned_reason
+
+
+def _escalate(open_rows, level: int) -> None:
+    """An escalation task raises the level shown on the case's overdue tasks."""
+    for row in open_rows:
+        if row.state in ACTIVE_TASK_STATES and row.audience == "referent":
+            row.escalation_level = max(row.escalation_level, level)
 
 
 def sync_timers(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> None:

@@ -22,10 +22,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefi
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine import projection
+from engine import care_team, projection, task_effects
 from engine.clock import workflow_time
 from engine.context import EngineContext
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, EngineError, NotFound
 from engine.models import Case, CaseEvent
 from engine.spec_cache import LoadedPathway
 from engine.state import compact
@@ -39,6 +39,7 @@ class LoadedCase:
     case: Case
     pathway: LoadedPathway
     workflow: BpmnWorkflow
+    session: Session
     events: list[CaseEvent] = field(default_factory=list)
 
     def record(self, kind: str, actor: str, at: datetime, *, task=None, bpmn_id=None, **summary) -> None:
@@ -66,15 +67,18 @@ def load_case(session: Session, ctx: EngineContext, case_id: int, *, lock: bool 
     pathway = ctx.specs.get(session, case.pathway_version_id)
     workflow = ctx.serializer.load(case.state, pathway.spec, pathway.subprocess_specs)
     workflow.script_engine = ctx.script_engine
-    return LoadedCase(case, pathway, workflow)
+    return LoadedCase(case, pathway, workflow, session)
 
 
 def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None = None, *, actor: str) -> bool:
     """Run ``action`` then engine steps until stable; on a script failure, open an incident.
 
-    Returns False when an incident was opened.
+    Returns False when an incident was opened. An :class:`EngineError` (an exit
+    refused by the hand-off invariant, say) is not an incident: it refuses the
+    whole command.
     """
     workflow = loaded.workflow
+    guard = task_effects.guard_exit_events(loaded.session, loaded)
     with workflow_time(now):
         try:
             if action is not None:
@@ -82,11 +86,13 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
             for _ in range(MAX_SETTLE_ROUNDS):
                 workflow.refresh_timers()
                 _skip_missed_cycles(workflow, now)
-                workflow.do_engine_steps()
+                workflow.do_engine_steps(will_complete_task=guard)
                 if not workflow.get_tasks(state=TaskState.READY, manual=False):
                     break
             else:
                 raise WorkflowException(f"engine steps did not settle after {MAX_SETTLE_ROUNDS} rounds")
+        except EngineError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of BPMN code is an incident, never a crash
             _open_incident(loaded, exc, now, actor)
             return False
@@ -105,7 +111,8 @@ def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime
     if workflow.completed and case.status == "active":
         case.status = "closed"
         case.ended_at = now
-        loaded.record("case_closed", actor, now)
+        care_team.leave_structure(session, case.id, None, now, case.exit_reason or "case-closed", actor)
+        loaded.record("case_closed", actor, now, exit_reason=case.exit_reason)
     session.add_all(loaded.events)
     loaded.events = []
     try:

@@ -2,6 +2,8 @@
 
 A version is immutable, so its spec is parsed once from the stored XML (a
 couple of milliseconds) and then shared, read-only, by every case and thread.
+Alongside the spec we keep each process's deploy metadata (user tasks,
+lanes, hand-offs), for the version and for the pathways it calls.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.specs.defaults import CallActivity
 
 from engine.bpmn_parsing import parse_pathway
 from engine.models import PathwayVersion
@@ -24,6 +27,18 @@ class LoadedPathway:
     subprocess_specs: dict
     meta: dict
     forms: dict
+    process_meta: dict  # process or subprocess id -> the deploy metadata of the file defining it
+
+    def meta_for(self, task) -> dict:
+        """Deploy metadata of the file where ``task`` is drawn (this pathway or a called one)."""
+        return self.process_meta.get(task.workflow.spec.name, self.meta)
+
+    def task_info(self, task) -> dict:
+        return self.meta_for(task).get("user_tasks", {}).get(task.task_spec.bpmn_id, {})
+
+    def lane_info(self, task) -> dict:
+        lane = task.task_spec.lane
+        return self.meta_for(task).get("lanes", {}).get(lane, {}) if lane else {}
 
 
 class SpecCache:
@@ -46,25 +61,56 @@ class SpecCache:
         return loaded
 
 
-def library_of(session: Session, version: PathwayVersion) -> dict[str, bytes]:
-    """BPMN of every pathway this version calls, transitively, as bound at deploy."""
-    library: dict[str, bytes] = {}
+def dependencies_of(session: Session, version: PathwayVersion) -> list[PathwayVersion]:
+    """Every pathway version this version calls, transitively, as bound at deploy."""
+    found: dict[str, PathwayVersion] = {}
     pending = dict(version.dependencies)
     while pending:
         key, version_id = pending.popitem()
-        if key in library:
+        if key in found:
             continue
         dependency = session.get(PathwayVersion, version_id)
-        library[key] = dependency.bpmn_xml.encode("utf-8")
-        pending.update({k: v for k, v in dependency.dependencies.items() if k not in library})
-    return library
+        found[key] = dependency
+        pending.update({k: v for k, v in dependency.dependencies.items() if k not in found})
+    return list(found.values())
 
 
 def _load(session: Session, version: PathwayVersion) -> LoadedPathway:
+    dependencies = dependencies_of(session, version)
     parsed = parse_pathway(
         version.bpmn_xml.encode("utf-8"),
         [dmn.encode("utf-8") for dmn in version.dmn_xml],
-        library=library_of(session, version),
+        library={d.key: d.bpmn_xml.encode("utf-8") for d in dependencies},
         validate=False,
     )
-    return LoadedPathway(version.id, version.key, parsed.spec, parsed.subprocess_specs, version.meta, version.forms)
+    process_meta = {}
+    for source in [*dependencies, version]:
+        for process_id in source.meta.get("processes", [source.key]):
+            process_meta[process_id] = source.meta
+    loaded = LoadedPathway(version.id, version.key, parsed.spec, parsed.subprocess_specs, version.meta,
+                           version.forms, process_meta)
+    _connect_hand_offs(loaded)
+    return loaded
+
+
+def _connect_hand_offs(loaded: LoadedPathway) -> None:
+    """Give a hand-off's called process the receiving and sending structure types.
+
+    Spiff copies the call activity's data into the called process when the
+    activity is updated; this listener runs just before, on that update.
+    """
+    for spec in [loaded.spec, *loaded.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            if isinstance(task_spec, CallActivity):
+                task_spec.update_event.connect(_put_hand_off_data, loaded)
+
+
+def _put_hand_off_data(workflow, task, loaded: LoadedPathway) -> None:
+    receiving = loaded.meta_for(task).get("hand_offs", {}).get(task.task_spec.bpmn_id)
+    if not receiving:
+        return
+    lane = loaded.lane_info(task)
+    variable = lane.get("structure_type_variable")
+    sending = task.data.get(variable) if variable else "|".join(lane.get("structure_types") or [])
+    task.data["receiving_structure_type"] = receiving
+    task.data["sending_structure_type"] = sending or task.task_spec.lane

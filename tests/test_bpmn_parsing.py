@@ -58,7 +58,7 @@ def test_simple_pathway_parses_with_lanes_forms_exits_and_timers():
     parsed = parse_pathway(simple(), form_keys=FORMS)
 
     assert (parsed.key, parsed.name) == ("accompagnement-simple", "Accompagnement simple")
-    assert parsed.lanes == {"Mission Locale": LaneInfo(("mission_locale",)), "Département": LaneInfo(())}
+    assert parsed.lanes == {"Mission Locale": LaneInfo(("mission-locale",)), "Département": LaneInfo(())}
     assert parsed.exits == {"designation", "fin-relais"}
     assert parsed.called_processes == set()
     assert set(parsed.subprocess_specs) == {"suivi"}

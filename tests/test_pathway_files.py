@@ -402,13 +402,14 @@ def test_young_person_leaving_the_mission_locale_is_handed_to_the_departement(de
             if t.task_spec.bpmn_id == "fin-relais-departement"]
 
 
-def test_hard_stop_at_26_interrupts_the_hand_off(deployed):
+def test_hard_stop_at_26_alerts_the_pilot_and_keeps_the_hand_off(deployed):
     run = Run(deployed["jeune-sortant-mission-locale"], person("2000-02-29"))
     assert run.task("preparer-sortie").data["date_butee_26_ans"] == "2026-03-01T00:00:00+00:00"
     run.complete("preparer-sortie", "preparation-sortie")
     run.advance(days=60)  # past 1 March 2026
-    assert run.ready() == ["cloturer-26-ans"]
-    run.complete("cloturer-26-ans", "sortie", exit_reason="fin-de-droits")
+    assert "alerte-butee-26-ans" in run.ready() and "designer-referent" in run.ready()
+    run.complete("alerte-butee-26-ans", "escalade", action="comite-de-parcours")
+    run.hand_off()
     assert run.workflow.completed
 
 

@@ -1,0 +1,96 @@
+"""Who works a new user task: lane → structure type → structure of the person's commune → référent.
+
+A lane names one or more structure types (``spie:structureType="ccas|departement"``
+is "the CCAS if one covers the commune, else the Département"), or a data
+variable holding them. The first type with a structure covering the case's
+commune wins; the task goes to the case's active référent of that structure,
+else to the structure's queue. Escalation tasks go to the structure's
+supervisors (``spie:audience="supervisor"``) or to the Département pilot.
+When nothing covers the commune, the pilot's queue gets the task, flagged
+unassigned with the reason: a task is never lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.directory import STRUCTURE_TYPES, Structure, normalize_structure_type, pilot_structure, structures_covering
+from engine.errors import InvalidInput
+from engine.people import CareTeamMember
+
+
+@dataclass(frozen=True)
+class Assignment:
+    structure_id: int | None
+    assignee: str | None = None
+    unassigned_reason: str | None = None
+
+
+def lane_structure_types(lane: dict, task_data: dict, lane_name: str | None) -> list[str]:
+    """Structure types of a lane, in order of preference (codes normalized, unknown ones kept)."""
+    variable = lane.get("structure_type_variable")
+    if variable:
+        raw = str(task_data.get(variable) or "")
+        candidates = raw.split("|")
+    else:
+        candidates = list(lane.get("structure_types") or []) or [lane_name or ""]
+    return [_normalized(c) for c in candidates if c and c.strip()]
+
+
+def assign(session: Session, *, case, lane_types: list[str], audience: str) -> Assignment:
+    if case.commune_insee is None:  # a technical case with no person: no directory involved
+        return Assignment(None)
+    if audience == "pilot":
+        return _to_pilot(session, None)
+    structure = _covering(session, lane_types, case.commune_insee)
+    if structure is None:
+        wanted = " or ".join(lane_types) or "(none)"
+        return _to_pilot(session, f"no structure of type {wanted} covers commune {case.commune_insee}")
+    if audience == "supervisor":
+        return Assignment(structure.id)
+    return Assignment(structure.id, assignee=_active_referent_email(session, case.id, structure.id))
+
+
+def resolve_structure(session: Session, case, lane_types: list[str]) -> Structure | None:
+    return _covering(session, lane_types, case.commune_insee) if case.commune_insee else None
+
+
+def _covering(session: Session, lane_types: list[str], commune_insee: str) -> Structure | None:
+    for structure_type in lane_types:
+        if structure_type not in STRUCTURE_TYPES:
+            continue
+        found = structures_covering(session, structure_type, commune_insee)
+        if found:
+            return found[0]
+    return None
+
+
+def _to_pilot(session: Session, reason: str | None) -> Assignment:
+    pilot = pilot_structure(session)
+    if pilot is None and reason is None:
+        reason = "no pilot structure in the directory"
+    return Assignment(pilot.id if pilot else None, unassigned_reason=reason)
+
+
+def _active_referent_email(session: Session, case_id: int, structure_id: int) -> str | None:
+    member = session.scalar(
+        select(CareTeamMember)
+        .where(
+            CareTeamMember.case_id == case_id,
+            CareTeamMember.structure_id == structure_id,
+            CareTeamMember.ended_at.is_(None),
+            CareTeamMember.user_id.is_not(None),
+        )
+        .order_by(CareTeamMember.started_at.desc())
+        .limit(1)
+    )
+    return member.user.email if member is not None else None
+
+
+def _normalized(value: str) -> str:
+    try:
+        return normalize_structure_type(value)
+    except InvalidInput:
+        return value.strip()
