@@ -47,6 +47,10 @@ _ELEMENT_REPR = re.compile(r"<Element (\S+) at 0x[0-9a-f]+>")
 _MISSING_TARGET = re.compile(r"perhaps a form has the same ID\? \((?P<target>.*)\)")
 
 
+# A deployed pathway another one may call: its BPMN, or its BPMN and DMN files.
+LibraryEntry = bytes | tuple[bytes, Sequence[bytes]]
+
+
 @dataclass(frozen=True)
 class UserTaskInfo:
     bpmn_id: str
@@ -88,7 +92,7 @@ def parse_pathway(
     bpmn_xml: bytes,
     dmn_xmls: Sequence[bytes] = (),
     *,
-    library: Mapping[str, bytes] = {},
+    library: Mapping[str, LibraryEntry] = {},
     form_keys: Container[str] = frozenset(),
     validate: bool = True,
     rules: Sequence[Rule] | None = None,
@@ -123,7 +127,8 @@ def _parse(bpmn_xml, dmn_xmls, library, form_keys, validate, rules) -> ParsedPat
         _raise_if_any(_check_structure(main, dmns))
     process = _choose_process(main)
     key = process.get("id")
-    spec, subprocess_specs = _spiff_specs(key, main, dmns, _library_documents(main, library), validate)
+    library_documents, library_decisions = _library_documents(main, library, known_decisions=set(dmn_xmls))
+    spec, subprocess_specs = _spiff_specs(key, main, [*dmns, *library_decisions], library_documents, validate)
     specs = [spec, *subprocess_specs.values()]
     parsed = ParsedPathway(
         key=key,
@@ -288,10 +293,15 @@ def _choose_process(main: _Document) -> etree._Element:
     return uncalled[0]
 
 
-def _library_documents(main: _Document, library: Mapping[str, bytes]) -> list[_Document]:
-    """The deployed files the pathway calls, transitively; a call that resolves nowhere is refused."""
+def _library_documents(
+    main: _Document, library: Mapping[str, LibraryEntry], known_decisions: set[bytes]
+) -> tuple[list[_Document], list[_Document]]:
+    """The deployed files the pathway calls, transitively, and their DMN files.
+
+    A call that resolves nowhere is refused.
+    """
     defined = _process_ids(main.root)
-    documents, problems = [], []
+    documents, decisions, problems, seen_decisions = [], [], [], set(known_decisions)
     pending = [(main, call) for call in _call_activities(main.root)]
     while pending:
         document, call = pending.pop(0)
@@ -307,7 +317,12 @@ def _library_documents(main: _Document, library: Mapping[str, bytes]) -> list[_D
             )
             problems.append(Problem("call-activity", _in(document.label, message), **_where(call)))
             continue
-        dependency = _read(library[called], f"{called}.bpmn")
+        bpmn_raw, dmn_raws = (library[called], ()) if isinstance(library[called], bytes) else library[called]
+        dependency = _read(bpmn_raw, f"{called}.bpmn")
+        for number, raw in enumerate(dmn_raws, 1):
+            if raw not in seen_decisions:  # two called pathways may share a decision file
+                seen_decisions.add(raw)
+                decisions.append(_read(raw, f"{called}-decision-{number}.dmn"))
         if called not in _process_ids(dependency.root):
             message = f"call activity {call.get('id')} calls '{called}', but its deployed file has no such process"
             problems.append(Problem("call-activity", _in(document.label, message), **_where(call)))
@@ -315,7 +330,7 @@ def _library_documents(main: _Document, library: Mapping[str, bytes]) -> list[_D
         defined |= _process_ids(dependency.root) | {called}
         pending += [(dependency, c) for c in _call_activities(dependency.root)]
     _raise_if_any(problems)
-    return documents
+    return documents, decisions
 
 
 # --- SpiffWorkflow ------------------------------------------------------------------------------

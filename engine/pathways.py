@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.bpmn_parsing import ParsedPathway, parse_pathway
+from engine.bpmn_parsing import LibraryEntry, ParsedPathway, parse_pathway
+from engine.spec_cache import library_entry
 from engine.context import EngineContext
 from engine.errors import Conflict, DeployError, NotFound
 from engine.forms import check_form_schemas, load_forms_dir
@@ -99,8 +100,9 @@ def list_latest(session: Session) -> list[PathwayVersion]:
     return list(session.scalars(query.order_by(PathwayVersion.key)))
 
 
-def _latest_library(session: Session) -> dict[str, bytes]:
-    return {v.key: v.bpmn_xml.encode("utf-8") for v in list_latest(session)}
+def _latest_library(session: Session) -> dict[str, LibraryEntry]:
+    return {v.key: library_entry(v) for v in list_latest(session)}
+
 
 
 def _dependencies(session: Session, parsed: ParsedPathway) -> dict[str, int]:

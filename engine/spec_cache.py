@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
-from SpiffWorkflow.bpmn.specs.defaults import CallActivity
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import CallActivity
 
-from engine.bpmn_parsing import parse_pathway
+from engine.bpmn_parsing import LibraryEntry, parse_pathway
 from engine.models import PathwayVersion
 
 
@@ -75,12 +75,17 @@ def dependencies_of(session: Session, version: PathwayVersion) -> list[PathwayVe
     return list(found.values())
 
 
+def library_entry(version: PathwayVersion) -> LibraryEntry:
+    """What another pathway needs to call this one: its BPMN and its decision tables."""
+    return version.bpmn_xml.encode("utf-8"), [d.encode("utf-8") for d in version.dmn_xml]
+
+
 def _load(session: Session, version: PathwayVersion) -> LoadedPathway:
     dependencies = dependencies_of(session, version)
     parsed = parse_pathway(
         version.bpmn_xml.encode("utf-8"),
         [dmn.encode("utf-8") for dmn in version.dmn_xml],
-        library={d.key: d.bpmn_xml.encode("utf-8") for d in dependencies},
+        library={d.key: library_entry(d) for d in dependencies},
         validate=False,
     )
     process_meta = {}
