@@ -11,6 +11,7 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from api.app import create_app, engine_context, session_factory
+from api.cli_directory import directory
 from api.extensions import db
 from engine import pathways, simulation
 from engine.db import transaction
@@ -26,6 +27,9 @@ def main() -> None:
     """SPIE pathways engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("spiff").setLevel(logging.WARNING)  # one line per task state change otherwise
+
+
+main.add_command(directory)
 
 
 @main.group("db")
