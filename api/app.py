@@ -9,11 +9,26 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import event
 
-from api.extensions import db
+from api.errors import register_error_handlers
+from api.extensions import api, db
 from engine.clock import DatabaseClock, SystemClock
 from engine.context import EngineContext
 from engine.paths import FORMS_DIR, PROJECT_ROOT
 from engine.db import apply_sqlite_pragmas, make_session_factory
+
+
+_API_SETTINGS = {
+    "API_TITLE": "SPIE pathways engine",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_REDOC_PATH": "/docs",
+    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
+    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # a BPMN upload is bounded at 5 MB by the parser
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -27,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SPIE_TIMER_INTERVAL=float(os.environ.get("SPIE_TIMER_INTERVAL", "5")),
         SPIE_FORMS_DIR=os.environ.get("SPIE_FORMS_DIR") or str(FORMS_DIR),
     )
+    app.config.from_mapping(_API_SETTINGS)
     if config:
         app.config.from_mapping(config)
     db.init_app(app)
@@ -37,9 +53,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     clock = DatabaseClock() if app.config["SPIE_SIMULATION"] else SystemClock()
     app.extensions["spie"] = EngineContext(clock=clock, forms_dir=Path(app.config["SPIE_FORMS_DIR"]))
 
-    from api import health
+    from api import health, v1
 
     app.register_blueprint(health.bp)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    v1.register(api)
+    register_error_handlers(app)
     return app
 
 

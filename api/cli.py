@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 import signal
 import sys
 import threading
@@ -13,7 +14,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from api.app import create_app, engine_context, session_factory
 from api.cli_directory import directory
 from api.extensions import db
-from engine import pathways, simulation
+from engine import accounts, pathways, simulation
+from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords
+from engine.directory_io import seed_demo
 from engine.db import transaction
 from engine.errors import EngineError
 from engine.schema import create_revision, upgrade_database
@@ -76,6 +79,51 @@ def deploy(files: tuple[Path, ...], deployed_by: str) -> None:
         sys.exit(1)
 
 
+@main.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 12 characters.")
+@click.option("--name", default="Administrateur")
+@with_appcontext
+def create_admin(email: str, password: str, name: str) -> None:
+    """Create an administrator account."""
+    try:
+        with transaction(db.session):
+            accounts.create_user(db.session, email=email, name=name, role="admin", structure_id=None,
+                                 password=password, now=datetime.now(timezone.utc))
+    except EngineError as exc:
+        raise click.ClickException(f"{exc}: {getattr(exc, 'errors', '')}") from exc
+    click.echo(f"administrator {email} created")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Seed and deploy only.")
+@with_appcontext
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Seed the Essonne demo directory and accounts, deploy the pathways, serve in simulation mode."""
+    from flask import current_app
+
+    if not current_app.config["SPIE_SIMULATION"]:
+        raise click.ClickException("the demo runs in simulation mode: set SPIE_SIMULATION=1")
+    upgrade_database(db.engine)
+    with transaction(db.session):
+        seed_demo(db.session)
+        accounts_with_password = set_demo_passwords(db.session, DEMO_PASSWORD)
+    ctx = engine_context()
+    for bpmn, dmns in pathway_files():
+        with transaction(db.session):
+            result = pathways.deploy(db.session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns],
+                                     deployed_by="demo")
+        click.echo(f"pathway {result.version.key} v{result.version.version}")
+    click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
+    for user in accounts_with_password:
+        structure = user.structure.name if user.structure else "-"
+        click.echo(f"  {user.role:<10} {user.email:<55} {structure}")
+    if not no_serve:
+        _serve(host, port, timers=True)
+
+
 @main.group()
 def clock() -> None:
     """Simulated time (SPIE_SIMULATION=1)."""
@@ -130,14 +178,18 @@ def worker(interval: float, once: bool) -> None:
 @with_appcontext
 def serve(host: str, port: int, no_timers: bool) -> None:
     """Serve the application, with an in-process timer scheduler (APScheduler)."""
+    upgrade_database(db.engine)
+    _serve(host, port, timers=not no_timers)
+
+
+def _serve(host: str, port: int, *, timers: bool) -> None:
     from flask import current_app
     from werkzeug.serving import run_simple
 
     from api.scheduler import start_timer_scheduler
 
     app = current_app._get_current_object()
-    upgrade_database(db.engine)
-    scheduler = None if no_timers else start_timer_scheduler(app)
+    scheduler = start_timer_scheduler(app) if timers else None
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:

@@ -11,11 +11,9 @@ from engine.db import transaction
 from engine.directory import Structure, User, structures_covering
 from engine.directory_io import seed_demo
 from engine.models import CaseEvent, HumanTask
-from engine.paths import BPMN_DIR
+from engine.demo import pathway_files
 from tests.conftest import SIMULATION_START
 
-DEPLOY_ORDER = ["passage-de-relais", "brsa-oriente-social", "jeune-sortant-ase", "demandeur-emploi-freins",
-                "entree-diagnostic", "jeune-sortant-mission-locale"]
 EVRY = "91228"
 
 
@@ -26,10 +24,9 @@ def spie_context() -> EngineContext:
 def seed_and_deploy(session_factory, ctx) -> None:
     with session_factory() as session, transaction(session):
         seed_demo(session)
-    for key in DEPLOY_ORDER:
-        dmns = [(BPMN_DIR / "orientation.dmn").read_bytes()] if key == "entree-diagnostic" else []
+    for bpmn, dmns in pathway_files():
         with session_factory() as session, transaction(session):
-            pathways.deploy(session, ctx, (BPMN_DIR / f"{key}.bpmn").read_bytes(), dmns, deployed_by="designer")
+            pathways.deploy(session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns], deployed_by="designer")
 
 
 def structure(session_factory, structure_type: str, commune: str) -> Structure:

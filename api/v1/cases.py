@@ -1,0 +1,80 @@
+"""Cases: start one for a person, list and read those the caller may see, deliver a message."""
+from __future__ import annotations
+
+from flask import abort
+from flask_smorest import Blueprint
+
+from api.auth import current_user, now_utc, roles_required
+from api.extensions import db
+from api.presenters import case_out, case_summary
+from api.schemas import CaseCreate, CaseOut, CaseQuery, CaseSummary, MessageIn
+from api.v1.common import engine_context, log_access, paginate
+from engine import access, cases
+from engine.db import transaction
+from engine.errors import NotFound
+from engine.models import Case
+
+bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases (parcours)")
+
+
+@bp.post("")
+@roles_required("referent", "supervisor")
+@bp.arguments(CaseCreate)
+@bp.response(201, CaseOut)
+def start_case(body):
+    user = current_user()
+    ctx = engine_context()
+    identity = {**body["person"], "birth_date": body["person"]["birth_date"].isoformat()}
+    with transaction(db.session):
+        person = cases.find_or_create_person(db.session, ctx, identity)
+        case = cases.start_case(db.session, ctx, body["pathway_key"], actor=user.email, data=body["data"],
+                                person=person, referent=user)
+        log_access(user, case.id, "case.create")
+    return case_out(db.session, case, ctx.clock.now(db.session))
+
+
+@bp.get("")
+@bp.arguments(CaseQuery, location="query")
+@bp.response(200, CaseSummary(many=True))
+def list_cases(args):
+    user = current_user()
+    query = access.visible_cases(user).order_by(Case.updated_at.desc(), Case.id.desc())
+    if args.get("status"):
+        query = query.where(Case.status == args["status"])
+    found, headers = paginate(query, args)
+    return [case_summary(db.session, c) for c in found], 200, headers
+
+
+@bp.get("/<int:case_id>")
+@bp.response(200, CaseOut)
+def get_case(case_id: int):
+    user = current_user()
+    case = _visible_case(user, case_id, "case.read")
+    with transaction(db.session):
+        log_access(user, case_id, "case.read")
+    return case_out(db.session, case, engine_context().clock.now(db.session))
+
+
+@bp.post("/<int:case_id>/messages/<name>")
+@bp.arguments(MessageIn)
+@bp.response(200, CaseOut)
+def deliver_message(body, case_id: int, name: str):
+    user = current_user()
+    if user.role not in ("referent", "supervisor"):
+        abort(403, description="only référents, supervisors and integrations deliver messages")
+    _visible_case(user, case_id, f"message.{name}")
+    ctx = engine_context()
+    with transaction(db.session):
+        case = cases.deliver_message(db.session, ctx, case_id, name, body["payload"], actor=user.email)
+        log_access(user, case_id, f"message.{name}")
+    return case_out(db.session, case, ctx.clock.now(db.session))
+
+
+def _visible_case(user, case_id: int, action: str) -> Case:
+    """The case, or 404 — logged as a denied access either way it is refused."""
+    try:
+        return access.case_for(db.session, user, case_id)
+    except NotFound:
+        with transaction(db.session):
+            log_access(user, case_id, action, outcome="denied")
+        raise

@@ -1,0 +1,135 @@
+"""The inbox: list, read, claim, release, assign (supervisors) and complete tasks."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import abort
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api.auth import current_user
+from api.extensions import db
+from api.presenters import structures_by_id, task_out
+from api.schemas import CaseOut, TaskAssign, TaskComplete, TaskDetail, TaskOut, TaskQuery
+from api.presenters import case_out
+from api.v1.common import engine_context, log_access, paginate
+from engine import access, cases, runtime
+from engine.db import transaction
+from engine.directory import User
+from engine.errors import NotFound
+from engine.models import Case, HumanTask
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (inbox)")
+
+
+@bp.get("")
+@bp.arguments(TaskQuery, location="query")
+@bp.response(200, TaskOut(many=True))
+def list_tasks(args):
+    user = current_user()
+    now = engine_context().clock.now(db.session)
+    query = select(HumanTask).where(HumanTask.case_id.in_(access.visible_cases(user).with_only_columns(Case.id)))
+    if args["scope"] == "mine":
+        owner = HumanTask.assignee if args["status"] == "open" else HumanTask.completed_by
+        query = query.where(owner == user.email)
+    else:
+        query = query.where(HumanTask.structure_id == user.structure_id)
+        if user.role != "supervisor":
+            query = query.where(HumanTask.audience == "referent")
+    states = ("open", "claimed") if args["status"] == "open" else ("completed",)
+    query = query.where(HumanTask.state.in_(states))
+    if args["overdue"]:
+        query = query.where(HumanTask.due_at < now)
+    query = query.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+    tasks, headers = paginate(query, args)
+    structures = structures_by_id(db.session, [t.structure_id for t in tasks])
+    return [task_out(t, structures, now) for t in tasks], 200, headers
+
+
+@bp.get("/<int:task_id>")
+@bp.response(200, TaskDetail)
+def get_task(task_id: int):
+    user = current_user()
+    task = _task_for(user, task_id, "task.read")
+    ctx = engine_context()
+    loaded = runtime.load_case(db.session, ctx, task.case_id)
+    schema = loaded.pathway.forms.get(task.form_key) if task.form_key else None
+    with transaction(db.session):
+        log_access(user, task.case_id, "task.read", detail=str(task_id))
+    out = task_out(task, structures_by_id(db.session, [task.structure_id]), ctx.clock.now(db.session))
+    return {**out, "form_schema": schema, "data": _form_data(loaded, task, schema)}
+
+
+@bp.post("/<int:task_id>/claim")
+@bp.response(200, TaskOut)
+def claim(task_id: int):
+    return _task_command(task_id, "task.claim", lambda task, user: cases.claim_task(
+        db.session, engine_context(), task.id, user=user.email))
+
+
+@bp.post("/<int:task_id>/release")
+@bp.response(200, TaskOut)
+def release(task_id: int):
+    return _task_command(task_id, "task.release", lambda task, user: cases.release_task(
+        db.session, engine_context(), task.id, user=user.email))
+
+
+@bp.post("/<int:task_id>/assign")
+@bp.arguments(TaskAssign)
+@bp.response(200, TaskOut)
+def assign(body, task_id: int):
+    def command(task: HumanTask, user: User) -> HumanTask:
+        if user.role != "supervisor":
+            abort(403, description="only supervisors reassign tasks")
+        target = db.session.get(User, body["user_id"])
+        if target is None or not target.active or target.structure_id != task.structure_id:
+            abort(422, description="the new assignee must be an active user of the task's structure")
+        return cases.assign_task(db.session, engine_context(), task.id, user=target.email, actor=user.email)
+
+    return _task_command(task_id, "task.assign", command)
+
+
+@bp.post("/<int:task_id>/complete")
+@bp.arguments(TaskComplete)
+@bp.response(200, CaseOut)
+def complete(body, task_id: int):
+    user = current_user()
+    task = _task_for(user, task_id, "task.complete")
+    ctx = engine_context()
+    with transaction(db.session):
+        case = cases.complete_task(db.session, ctx, task.id, body["data"], user=user.email)
+        log_access(user, task.case_id, "task.complete", detail=str(task_id))
+    return case_out(db.session, case, ctx.clock.now(db.session))
+
+
+def _task_command(task_id: int, action: str, command) -> dict:
+    user = current_user()
+    task = _task_for(user, task_id, action)
+    with transaction(db.session):
+        task = command(task, user)
+        log_access(user, task.case_id, action, detail=str(task_id))
+    now = engine_context().clock.now(db.session)
+    return task_out(task, structures_by_id(db.session, [task.structure_id]), now)
+
+
+def _task_for(user: User, task_id: int, action: str) -> HumanTask:
+    """The task if ``user`` may work it (404 when they may not even see it, 403 when they only see it)."""
+    task = db.session.get(HumanTask, task_id)
+    visible = task is not None and db.session.scalar(
+        access.visible_cases(user).with_only_columns(Case.id).where(Case.id == task.case_id)) is not None
+    if not visible:
+        with transaction(db.session):
+            log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))
+        raise NotFound(f"task {task_id} does not exist")
+    if not access.may_work_task(user, task) and task.assignee != user.email:
+        abort(403, description="this task belongs to another structure or to its supervisors")
+    return task
+
+
+def _form_data(loaded, task: HumanTask, schema: dict | None) -> dict:
+    """The task's current values for the form's fields only: the rest of the case data stays private."""
+    if task.state not in ("open", "claimed") or not schema:
+        return {}
+    spiff_task = loaded.workflow.get_task_from_id(UUID(task.task_uuid))
+    fields = (schema.get("properties") or {}).keys()
+    return {k: spiff_task.data[k] for k in fields if spiff_task is not None and k in spiff_task.data}

@@ -1,0 +1,77 @@
+"""Who may see and act on what, and the access log (RGPD art. 9 data).
+
+A case is visible to the users of the structures on its active care team, to
+users of a structure holding an open task on it (référents for référent
+tasks, supervisors for escalations, the pilot for its escalations), and to the
+supervisors of those structures. A case with a sensitive structure (addiction
+care, justice) on its care team is visible to its care team only. Nobody
+else; a refusal looks like "not found". Every read and write is logged.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, and_, exists, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import Select
+
+from engine.db import BigId, Base, UTCDateTime
+from engine.directory import Structure, User
+from engine.errors import NotFound
+from engine.models import Case, HumanTask
+from engine.people import CareTeamMember
+
+CASE_ROLES = ("referent", "supervisor")
+
+
+class AccessLog(Base):
+    """Append-only record of every read and write of a case (who, when, what, from where)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_log_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(12))  # allowed, denied
+    address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))
+
+
+def record(session: Session, *, user: User | None, case_id: int | None, action: str, outcome: str, at: datetime,
+           address: str | None = None, detail: str | None = None) -> None:
+    session.add(AccessLog(at=at, user_id=user.id if user else None, case_id=case_id, action=action,
+                          outcome=outcome, address=address, detail=detail))
+
+
+def visible_cases(user: User) -> Select:
+    """SELECT of the cases ``user`` may see (use as a filter or a subquery)."""
+    query = select(Case)
+    if user.role not in CASE_ROLES or user.structure_id is None:
+        return query.where(False)
+    on_team = exists().where(CareTeamMember.case_id == Case.id, CareTeamMember.ended_at.is_(None),
+                             CareTeamMember.structure_id == user.structure_id)
+    audiences = ("referent",) if user.role == "referent" else ("referent", "supervisor", "pilot")
+    holds_task = exists().where(HumanTask.case_id == Case.id, HumanTask.structure_id == user.structure_id,
+                                HumanTask.state.in_(("open", "claimed")), HumanTask.audience.in_(audiences))
+    sensitive_team = exists().where(
+        CareTeamMember.case_id == Case.id, CareTeamMember.ended_at.is_(None),
+        CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True))
+    return query.where(or_(on_team, and_(holds_task, ~sensitive_team)))
+
+
+def case_for(session: Session, user: User, case_id: int) -> Case:
+    """The case if ``user`` may see it; otherwise NotFound, exactly as if it did not exist."""
+    case = session.scalar(visible_cases(user).where(Case.id == case_id))
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return case
+
+
+def may_work_task(user: User, task: HumanTask) -> bool:
+    """Référents work référent tasks of their structure; supervisors also escalations and reassignments."""
+    if user.role not in CASE_ROLES or task.structure_id != user.structure_id:
+        return False
+    return task.audience == "referent" or user.role == "supervisor"
