@@ -19,6 +19,8 @@ from engine.context import EngineContext
 from engine.db import Base, make_engine, make_session_factory
 from engine.schema import upgrade_database
 
+pytest_plugins = ["tests.api_support"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_ADMIN_URL = os.environ.get(
     "SPIE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -18,7 +18,8 @@ def test_engine_benchmark_quick_run_on_sqlite(tmp_path):
 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     for operation in ("start_case", "complete_task", "fire_timer"):
-        line = rf"^sqlite\s+{operation}\s+engine p50 +[\d.]+ ms p95 +[\d.]+ ms \| floor p50 +[\d.]+ ms .*\| ratio [\d.]+x"
+        line = (rf"^sqlite\s+{operation}\s+engine p50 +[\d.]+ ms p95 +[\d.]+ ms"
+                rf" \| floor p50 +[\d.]+ ms .*\| ratio [\d.]+x")
         assert re.search(line, result.stdout, re.MULTILINE), result.stdout
     assert "Saved state at mid-pathway" in result.stdout
     figures = json.loads(figures_file.read_text(encoding="utf-8"))
