@@ -1,6 +1,7 @@
 """Keep ``human_task`` and ``timer`` rows in step with a workflow, in the same transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -25,20 +26,57 @@ ACTIVE_TASK_STATES = ("open", "claimed")
 ESCALATION_LEVELS = {"referent": 0, "supervisor": 1, "pilot": 2}
 
 
-def sync_human_tasks(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> None:
-    case, workflow = loaded.case, loaded.workflow
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-    rows = session.scalars(
-        select(HumanTask).where(HumanTask.case_id == case.id, HumanTask.state.in_(ACTIVE_TASK_STATES))
-    ).all()
-    known = set()
-    for row in rows:
-        known.add(row.task_uuid)
-        if row.task_uuid not in ready:
-            row.state, row.ended_at = "cancelled", now
-            loaded.record("task_cancelled", actor, now, bpmn_id=row.bpmn_id, name=row.name)
-    for task_uuid, task in ready.items():
-        if task_uuid in known:
+@dataclass(frozen=True)
+class Snapshot:
+    """What the projections mirror: READY user tasks and WAITING timers (with due time)."""
+
+    ready: dict[str, object] = field(default_factory=dict)
+    timers: dict[str, datetime | None] = field(default_factory=dict)
+
+
+def snapshot(workflow) -> Snapshot:
+    """One pass over every task of the workflow and its subprocesses."""
+    ready, timers = {}, {}
+    for task in all_tasks(workflow):
+        if task.state == TaskState.READY and task.task_spec.manual:
+            ready[str(task.id)] = task
+        elif task.state == TaskState.WAITING and _timer_of(task) is not None:
+            timers[str(task.id)] = _timer_due_at(task)
+    return Snapshot(ready, timers)
+
+
+def all_tasks(workflow):
+    yield from workflow.tasks.values()
+    for subprocess in workflow.subprocesses.values():
+        yield from subprocess.tasks.values()
+
+
+def sync(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> None:
+    """Bring the rows in step with the workflow by diffing it against its state at load.
+
+    The rows mirror the state saved in the same transaction, so only what
+    changed since the load is read or written: usually nothing is read.
+    """
+    after = snapshot(loaded.workflow)
+    session.flush()  # what the command changed (care team, the completed task) is visible to assignment
+    with session.no_autoflush:
+        _sync_human_tasks(session, loaded, loaded.before, after, now, actor)
+        _sync_timers(session, loaded, loaded.before, after, now, actor)
+    dues = [d for d in after.timers.values() if d is not None]
+    loaded.case.next_timer_at = min(dues) if dues else None
+    loaded.before = after
+
+
+def _sync_human_tasks(session, loaded: LoadedCase, before: Snapshot, after: Snapshot, now, actor) -> None:
+    case = loaded.case
+    gone = before.ready.keys() - after.ready.keys()
+    if gone:
+        for row in _rows(session, HumanTask, case.id, gone):
+            if row.state in ACTIVE_TASK_STATES:
+                row.state, row.ended_at = "cancelled", now
+                loaded.record("task_cancelled", actor, now, bpmn_id=row.bpmn_id, name=row.name)
+    for task_uuid, task in after.ready.items():
+        if task_uuid in before.ready:
             continue
         row, unassigned_reason = _new_human_task(session, loaded, task, now)
         session.add(row)
@@ -47,7 +85,11 @@ def sync_human_tasks(session: Session, loaded: LoadedCase, now: datetime, actor:
         if unassigned_reason:
             loaded.record("task_unassigned", actor, now, task=task, reason=unassigned_reason)
         if row.escalation_level:
-            _escalate(rows, row.escalation_level)
+            _escalate(session, case.id, row.escalation_level)
+
+
+def _rows(session: Session, model, case_id: int, task_uuids) -> list:
+    return list(session.scalars(select(model).where(model.case_id == case_id, model.task_uuid.in_(task_uuids))))
 
 
 def _new_human_task(session: Session, loaded: LoadedCase, task, now: datetime) -> tuple[HumanTask, str | None]:
@@ -74,45 +116,30 @@ def _new_human_task(session: Session, loaded: LoadedCase, task, now: datetime) -
     return row, assigned.unassigned_reason
 
 
-def _escalate(open_rows, level: int) -> None:
-    """An escalation task raises the level shown on the case's overdue tasks."""
-    for row in open_rows:
-        if row.state in ACTIVE_TASK_STATES and row.audience == "referent":
-            row.escalation_level = max(row.escalation_level, level)
+def _escalate(session: Session, case_id: int, level: int) -> None:
+    """An escalation task raises the level shown on the case's open référent tasks."""
+    rows = session.scalars(select(HumanTask).where(
+        HumanTask.case_id == case_id, HumanTask.state.in_(ACTIVE_TASK_STATES), HumanTask.audience == "referent"))
+    for row in rows:
+        row.escalation_level = max(row.escalation_level, level)
 
 
-def sync_timers(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> None:
-    case, workflow = loaded.case, loaded.workflow
-    waiting = {str(t.id): t for t in workflow.get_tasks(state=TaskState.WAITING) if _timer_of(t) is not None}
-    rows = {
-        row.task_uuid: row
-        for row in session.scalars(select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))
-    }
-    for task_uuid, row in rows.items():
-        task = waiting.get(task_uuid)
-        if task is None:
-            _close_timer(loaded, row, now, actor)
-        else:
-            due = _timer_due_at(task)
-            if due is not None and due != row.due_at:  # a cycle timer fired and rescheduled
-                _mark_fired(loaded, row, now, actor)
-                row.due_at = due
-    for task_uuid, task in waiting.items():
-        due = _timer_due_at(task)
-        if task_uuid in rows or due is None:
+def _sync_timers(session, loaded: LoadedCase, before: Snapshot, after: Snapshot, now, actor) -> None:
+    changed = {uuid for uuid, due in before.timers.items() if after.timers.get(uuid, "gone") != due}
+    for row in _rows(session, Timer, loaded.case.id, changed) if changed else []:
+        if row.state != "waiting":
             continue
-        session.add(
-            Timer(
-                case_id=case.id,
-                task_uuid=task_uuid,
-                bpmn_id=task.task_spec.bpmn_id,
-                kind=_timer_kind(_timer_of(task)),
-                due_at=due,
-                state="waiting",
-            )
-        )
-    dues = [d for d in (_timer_due_at(t) for t in waiting.values()) if d is not None]
-    case.next_timer_at = min(dues) if dues else None
+        if row.task_uuid not in after.timers:
+            _close_timer(loaded, row, now, actor)
+        else:  # a cycle timer fired and rescheduled itself
+            _mark_fired(loaded, row, now, actor)
+            row.due_at = after.timers[row.task_uuid]
+    for task_uuid, due in after.timers.items():
+        if before.timers.get(task_uuid) is not None or due is None:
+            continue
+        task = loaded.workflow.get_task_from_id(UUID(task_uuid))
+        session.add(Timer(case_id=loaded.case.id, task_uuid=task_uuid, bpmn_id=task.task_spec.bpmn_id,
+                          kind=_timer_kind(_timer_of(task)), due_at=due, state="waiting"))
 
 
 def _close_timer(loaded: LoadedCase, row: Timer, now: datetime, actor: str) -> None:

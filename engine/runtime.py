@@ -40,6 +40,7 @@ class LoadedCase:
     pathway: LoadedPathway
     workflow: BpmnWorkflow
     session: Session
+    before: projection.Snapshot = field(default_factory=projection.Snapshot)  # as the projections have it
     events: list[CaseEvent] = field(default_factory=list)
 
     def record(self, kind: str, actor: str, at: datetime, *, task=None, bpmn_id=None, **summary) -> None:
@@ -67,7 +68,7 @@ def load_case(session: Session, ctx: EngineContext, case_id: int, *, lock: bool 
     pathway = ctx.specs.get(session, case.pathway_version_id)
     workflow = ctx.serializer.load(case.state, pathway.spec, pathway.subprocess_specs)
     workflow.script_engine = ctx.script_engine
-    return LoadedCase(case, pathway, workflow, session)
+    return LoadedCase(case, pathway, workflow, session, projection.snapshot(workflow))
 
 
 def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None = None, *, actor: str) -> bool:
@@ -87,7 +88,7 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
                 workflow.refresh_timers()
                 _skip_missed_cycles(workflow, now)
                 workflow.do_engine_steps(will_complete_task=guard)
-                if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                if not _engine_work_left(workflow):
                     break
             else:
                 raise WorkflowException(f"engine steps did not settle after {MAX_SETTLE_ROUNDS} rounds")
@@ -102,8 +103,7 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
 def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime, actor: str) -> None:
     """Project tasks and timers, compact, serialize; a stale version is a conflict."""
     case, workflow = loaded.case, loaded.workflow
-    projection.sync_human_tasks(session, loaded, now, actor)
-    projection.sync_timers(session, loaded, now, actor)
+    projection.sync(session, loaded, now, actor)
     compact(workflow)
     case.state = ctx.serializer.dump(workflow)
     case.serializer_version = ctx.serializer.version
@@ -144,9 +144,16 @@ def _error_message(exc: Exception) -> str:
     return message[:2000]
 
 
+def _engine_work_left(workflow: BpmnWorkflow) -> bool:
+    """READY tasks the engine runs itself (a timer made READY by the last refresh, say)."""
+    return any(t.state == TaskState.READY and not t.task_spec.manual for t in projection.all_tasks(workflow))
+
+
 def _skip_missed_cycles(workflow: BpmnWorkflow, now: datetime) -> None:
     """A cycle timer missed during downtime fires once, then goes on from now."""
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    for task in projection.all_tasks(workflow):
+        if task.state != TaskState.WAITING:
+            continue
         definition = getattr(task.task_spec, "event_definition", None)
         if not isinstance(definition, CycleTimerEventDefinition):
             continue

@@ -87,6 +87,8 @@ def compact(workflow: BpmnWorkflow, threshold: int = COMPACTION_DEPTH) -> int:
     Applied to the top-level workflow only: call activities and embedded
     subprocesses are separate trees that end when their activity ends.
     """
+    if len(workflow.tasks) <= threshold:  # a tree cannot be deeper than it has tasks
+        return 0
     unfinished = [t for t in workflow.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]
     if not unfinished or tree_depth(workflow) <= threshold:
         return 0
