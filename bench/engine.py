@@ -52,14 +52,12 @@ import uuid  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
-from uuid import UUID  # noqa: E402
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, event, insert, select, text, update  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter  # noqa: E402
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser  # noqa: E402
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
@@ -70,8 +68,8 @@ from engine.context import EngineContext  # noqa: E402
 from engine.db import make_engine, make_session_factory, transaction  # noqa: E402
 from engine.errors import Conflict  # noqa: E402
 from engine.models import Case, HumanTask  # noqa: E402
-from engine.sandbox import create_script_engine  # noqa: E402
 from engine.schema import upgrade_database  # noqa: E402
+from engine.state import StateSerializer  # noqa: E402
 from engine.timers import fire_due_timers  # noqa: E402
 
 PATHWAY_DIR = BENCH_DIR / "pathways"
@@ -94,24 +92,6 @@ def form_data(position: int) -> dict:
 # --- The floor: raw SpiffWorkflow, one JSON row per case ----------------------------------------
 
 
-class _SpeclessConverter(BpmnWorkflowConverter):
-    """Instance only, no spec: on load the caller hands the live spec objects back."""
-
-    def to_dict(self, workflow):
-        dct = super().to_dict(workflow)
-        del dct["spec"], dct["subprocess_specs"]
-        return dct
-
-    def from_dict(self, dct):
-        workflow = self.target_class(dct.pop("spec"), dct.pop("subprocess_specs"), deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
-        self.set_default_attributes(workflow, dct)
-        self.subprocesses_from_dict(dct["subprocesses"], workflow)
-        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
-        return workflow
-
-
 class Floor:
     """What a plain application on SpiffWorkflow does per command, and nothing more.
 
@@ -128,24 +108,19 @@ class Floor:
         self.table = Table(f"bench_floor_{variant}", MetaData(), Column("id", Integer, primary_key=True),
                            Column("state", Text, nullable=False))
         self.table.create(db, checkfirst=True)
-        if variant == "full":
-            self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
-        else:
-            config = dict(SPIFF_CONFIG)
-            config[BpmnWorkflow] = _SpeclessConverter
-            self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+        # The floor stores state the way the engine does (engine.state: Spiff's serializer without
+        # the spec), or, for the naive floor, with Spiff's plain serialize_json.
+        self.full = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+        self.specless = StateSerializer()
 
     def dump(self, workflow: BpmnWorkflow) -> str:
-        return self.serializer.serialize_json(workflow)
+        return self.full.serialize_json(workflow) if self.variant == "full" else self.specless.dump(workflow)
 
     def load(self, state: str) -> BpmnWorkflow:
         if self.variant == "full":
-            workflow = self.serializer.deserialize_json(state)
+            workflow = self.full.deserialize_json(state)
         else:
-            dct = json.loads(state)
-            self.serializer.migrate(dct)
-            dct["spec"], dct["subprocess_specs"] = self.spec, self.subprocess_specs
-            workflow = self.serializer.from_dict(dct)
+            workflow = self.specless.load(state, self.spec, self.subprocess_specs)
         workflow.script_engine = self.script_engine
         return workflow
 
