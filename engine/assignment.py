@@ -29,13 +29,14 @@ class Assignment:
 
 
 def lane_structure_types(lane: dict, task_data: dict, lane_name: str | None) -> list[str]:
-    """Structure types of a lane, in order of preference (codes normalized, unknown ones kept)."""
+    """Structure types of a lane, in order of preference (codes normalized, unknown ones kept).
+
+    ``spie:structureTypeVariable`` wins when the case data holds it; ``spie:structureType``
+    (or else the lane's name) is the default, e.g. for a pathway started directly.
+    """
     variable = lane.get("structure_type_variable")
-    if variable:
-        raw = str(task_data.get(variable) or "")
-        candidates = raw.split("|")
-    else:
-        candidates = list(lane.get("structure_types") or []) or [lane_name or ""]
+    chosen = str(task_data.get(variable) or "") if variable else ""
+    candidates = chosen.split("|") if chosen else list(lane.get("structure_types") or []) or [lane_name or ""]
     return [_normalized(c) for c in candidates if c and c.strip()]
 
 

@@ -182,16 +182,29 @@ def _timer_due_at(task) -> datetime | None:
 
 
 def _task_due_at(task, info: dict, now: datetime) -> datetime | None:
-    """Due time from ``spie:dueIn``, else the earliest boundary timer on the task."""
+    """Due time from ``spie:dueIn``, else the earliest timer on the task or on a subprocess around it."""
     if info.get("due_in"):
         return add_iso_duration(now, info["due_in"])
+    while task is not None:
+        dues = [_timer_due_at(sibling) for sibling in _boundary_timers(task)]
+        dues = [d for d in dues if d is not None]
+        if dues:
+            return min(dues)
+        task = _enclosing_activity(task)
+    return None
+
+
+def _boundary_timers(task) -> list:
     parent = task.parent
     if parent is None:
+        return []
+    return [s for s in parent.children
+            if s is not task and _timer_of(s) is not None and s.has_state(TaskState.WAITING)]
+
+
+def _enclosing_activity(task):
+    """The subprocess or call activity task whose workflow ``task`` runs in, if any."""
+    parent_task_id = getattr(task.workflow, "parent_task_id", None)
+    if parent_task_id is None:
         return None
-    dues = [
-        _timer_due_at(sibling)
-        for sibling in parent.children
-        if sibling is not task and _timer_of(sibling) is not None and sibling.has_state(TaskState.WAITING)
-    ]
-    dues = [d for d in dues if d is not None]
-    return min(dues) if dues else None
+    return task.workflow.top_workflow.get_task_from_id(parent_task_id)

@@ -111,7 +111,7 @@ def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime
     if workflow.completed and case.status == "active":
         case.status = "closed"
         case.ended_at = now
-        care_team.leave_structure(session, case.id, None, now, case.exit_reason or "case-closed", actor)
+        care_team.leave_structure(session, case.id, None, now, "case-closed", actor)
         loaded.record("case_closed", actor, now, exit_reason=case.exit_reason)
     session.add_all(loaded.events)
     loaded.events = []

@@ -116,6 +116,6 @@ def _put_hand_off_data(workflow, task, loaded: LoadedPathway) -> None:
         return
     lane = loaded.lane_info(task)
     variable = lane.get("structure_type_variable")
-    sending = task.data.get(variable) if variable else "|".join(lane.get("structure_types") or [])
+    sending = (task.data.get(variable) if variable else None) or "|".join(lane.get("structure_types") or [])
     task.data["receiving_structure_type"] = receiving
     task.data["sending_structure_type"] = sending or task.task_spec.lane

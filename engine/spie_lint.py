@@ -51,9 +51,9 @@ def exits_pass_a_hand_off(lint: LintInput) -> Iterator[Problem]:
 
 def lanes_have_structure_types(lint: LintInput) -> Iterator[Problem]:
     for lane in lint.bpmn.iter(_q("lane")):
-        if lane.find(_q("childLaneSet")) is not None or _spie(lane, "structureTypeVariable"):
-            continue
         declared = _spie(lane, "structureType")
+        if lane.find(_q("childLaneSet")) is not None or (_spie(lane, "structureTypeVariable") and not declared):
+            continue
         candidates = declared.split("|") if declared else [lane.get("name") or ""]
         unknown = [c for c in candidates if not _known_type(c)]
         if unknown:
