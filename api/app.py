@@ -10,11 +10,12 @@ from flask import Flask, current_app
 from sqlalchemy import event
 
 from api.errors import register_error_handlers
-from api.extensions import api, db
+from api.extensions import SpieApi, db
 from engine.clock import DatabaseClock, SystemClock
 from engine.context import EngineContext
 from engine.paths import FORMS_DIR, PROJECT_ROOT
 from engine.db import apply_sqlite_pragmas, make_session_factory
+from web import init_web
 
 
 _API_SETTINGS = {
@@ -54,13 +55,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["spie"] = EngineContext(clock=clock, forms_dir=Path(app.config["SPIE_FORMS_DIR"]))
 
     from api import health, v1
+    from api.v1.common import CONVERTERS, NameConverter, name_param_schema
 
     app.register_blueprint(health.bp)
+    app.url_map.converters.update(CONVERTERS)
+    # One Api per app: its OpenAPI document describes this app (with or without the simulation endpoint).
+    api = SpieApi()
     api.init_app(app)
+    api.register_converter(NameConverter, name_param_schema)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    v1.register(api)
+    v1.register(api, simulation_mode=app.config["SPIE_SIMULATION"])
     register_error_handlers(app)
+    init_web(app)
     return app
 
 

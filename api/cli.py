@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from api.app import create_app, engine_context, session_factory
 from api.cli_directory import directory
 from api.extensions import db
-from engine import accounts, pathways, simulation
+from engine import accounts, offers, pathways, simulation
 from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords
 from engine.directory_io import seed_demo
 from engine.db import transaction
@@ -79,6 +79,36 @@ def deploy(files: tuple[Path, ...], deployed_by: str) -> None:
         sys.exit(1)
 
 
+@main.command("import-offers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--structures", "structures_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The data·inclusion structures of the services (JSON or CSV), when FILE has none.")
+@click.option("--demo", is_flag=True, help="Flag the offers, and the providers added, as demo data.")
+@click.option("--dry-run", is_flag=True, help="Validate only; write nothing.")
+@with_appcontext
+def import_offers(file: Path, structures_file: Path | None, demo: bool, dry_run: bool) -> None:
+    """Import a data·inclusion v1 export (JSON, or CSV of services): every row, or none."""
+    try:
+        parsed = offers.read_offer_file(file, structures_path=structures_file)
+        with transaction(db.session):
+            report = offers.import_offers(db.session, parsed, now=datetime.now(timezone.utc), demo=demo,
+                                          dry_run=dry_run)
+    except EngineError as exc:
+        raise click.ClickException(f"{file}: {exc}") from exc
+    if not report.ok:
+        for error in report.errors:
+            click.echo(f"{file}: {error}", err=True)
+        click.echo(f"{file}: {report.rejected_rows} row(s) rejected; nothing imported", err=True)
+        sys.exit(1)
+    if dry_run:
+        click.echo(f"{file}: {len(report.created)} service(s) valid; nothing written (--dry-run)")
+        return
+    click.echo(f"{file}: {len(report.created)} offer(s) created, {len(report.updated)} updated, "
+               f"{len(report.unchanged)} unchanged")
+    for name in report.providers_created:
+        click.echo(f"  provider added to the directory: {name}")
+
+
 @main.command("create-admin")
 @click.option("--email", required=True)
 @click.option("--password", required=True, help="At least 12 characters.")
@@ -109,6 +139,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     upgrade_database(db.engine)
     with transaction(db.session):
         seed_demo(db.session)
+        offers.seed_demo_offers(db.session, datetime.now(timezone.utc))
         accounts_with_password = set_demo_passwords(db.session, DEMO_PASSWORD)
     ctx = engine_context()
     for bpmn, dmns in pathway_files():
@@ -147,6 +178,29 @@ def clock_advance(duration: str) -> None:
 def clock_show() -> None:
     """Print the engine's current time."""
     click.echo(engine_context().clock.now(db.session).isoformat())
+
+
+@main.command("check")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(min=1), help="Cases read at a time.")
+@click.option("--directory", "directory_decides", is_flag=True,
+              help="Exit 1 on directory gaps or overlaps too (by default only the cases decide).")
+@with_appcontext
+def check(batch: int, directory_decides: bool) -> None:
+    """Check every case's saved state against its tasks, timers, care team and timeline; exit 1 on problems."""
+    from engine.consistency import check_database
+    from engine.directory_io import check_directory
+
+    report = check_database(db.session, engine_context(), batch=batch)
+    click.echo("cases:")
+    for line in report.lines():
+        click.echo(f"  {line}")
+    directory_report = check_directory(db.session)
+    db.session.rollback()  # read only
+    click.echo("directory:")
+    for line in directory_report.lines():
+        click.echo(f"  {line}")
+    if not report.ok or (directory_decides and not directory_report.ok):
+        sys.exit(1)
 
 
 @main.command()

@@ -6,7 +6,7 @@ import logging
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from engine.accounts import TooManyAttempts
+from engine.accounts import THROTTLE_WINDOW, TooManyAttempts
 from engine.errors import Conflict, EngineError, InvalidInput, NotFound, TooLarge
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,15 @@ def problem(status: int, title: str, detail: str | None = None, errors: list | N
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(EngineError, _engine_error)
-    app.register_error_handler(TooManyAttempts, lambda exc: problem(429, "Too Many Requests", str(exc)))
+    app.register_error_handler(TooManyAttempts, _too_many_attempts)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+
+
+def _too_many_attempts(exc: TooManyAttempts) -> Response:
+    response = problem(429, "Too Many Requests", str(exc))
+    response.headers["Retry-After"] = str(int(THROTTLE_WINDOW.total_seconds()))
+    return response
 
 
 def _engine_error(exc: EngineError) -> Response:
@@ -42,8 +48,13 @@ def _http_error(exc: HTTPException) -> Response:
     if messages:
         errors = list(_flatten(messages))
     status = exc.code or 500
-    detail = exc.description if status != 422 else "the request has invalid fields"
-    return problem(status, _title(status), detail, errors)
+    detail = "the request has invalid fields" if errors else exc.description
+    response = problem(status, _title(status), detail, errors)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="spie"'  # RFC 9110 §11.6.1
+    elif status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -1,9 +1,40 @@
 """Marshmallow schemas of the REST API v1: every request body, query and response."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.directory import ROLES, STRUCTURE_TYPES
+
+# Identifiers are 64-bit database keys: a bigger number is refused (422), never sent to the database.
+ID_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+# PostgreSQL text cannot hold U+0000: refuse it at the door (422) rather than fail in the database (500).
+NUL_FREE = r"^[^\x00]*$"
+INSEE_CODE = r"^[0-9][0-9AB][0-9]{3}$"
+
+
+def text(*, max: int, min: int = 0, **kwargs) -> fields.Str:
+    """A string field of bounded length without NUL characters."""
+    return fields.Str(validate=[validate.Length(min=min, max=max),
+                                validate.Regexp(NUL_FREE, error="must not contain NUL characters")], **kwargs)
+
+
+def ident(**kwargs) -> fields.Int:
+    """A database identifier (1 .. 2^63-1)."""
+    return fields.Int(validate=validate.Range(min=1, max=ID_MAX), **kwargs)
+
+
+class ProblemOut(Schema):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type = fields.Str(required=True, metadata={"example": "about:blank"})
+    title = fields.Str(required=True, metadata={"example": "Not Found"})
+    status = fields.Int(required=True, metadata={"example": 404})
+    detail = fields.Str()
+    errors = fields.List(fields.Dict(), metadata={
+        "description": "field errors ({field, message}) or deploy problems ({element_id, line, rule, message})"})
 
 
 class StructureRef(Schema):
@@ -21,7 +52,7 @@ class UserRef(Schema):
 # --- auth and users ---------------------------------------------------------------------------
 
 class TokenRequest(Schema):
-    email = fields.Str(required=True, validate=validate.Length(max=255))
+    email = text(required=True, max=255)
     password = fields.Str(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
@@ -32,10 +63,10 @@ class TokenResponse(Schema):
 
 class UserCreate(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=255))
-    name = fields.Str(required=True, validate=validate.Length(min=1, max=255))
+    name = text(required=True, min=1, max=255)
     password = fields.Str(required=True, load_only=True, validate=validate.Length(min=12, max=1024))
     role = fields.Str(required=True, validate=validate.OneOf(ROLES))
-    structure_id = fields.Int(allow_none=True, load_default=None)
+    structure_id = ident(allow_none=True, load_default=None)
 
 
 class UserOut(Schema):
@@ -55,8 +86,8 @@ class Pagination(Schema):
 
 
 class StructureQuery(Pagination):
-    type = fields.Str(validate=validate.Length(max=60))
-    commune = fields.Str(validate=validate.Regexp(r"^[0-9][0-9AB][0-9]{3}$"))
+    type = text(max=60, metadata={"description": "a type code (mission-locale...), a DORA code (ML) or a label"})
+    commune = fields.Str(validate=validate.Regexp(INSEE_CODE))
 
 
 class StructureOut(Schema):
@@ -83,8 +114,8 @@ class PathwayOut(Schema):
 
 
 class PathwayDeploy(Schema):
-    bpmn_xml = fields.Str(required=True)
-    dmn_xml = fields.List(fields.Str(), load_default=list)
+    bpmn_xml = text(required=True, max=8 * 1024 * 1024)
+    dmn_xml = fields.List(text(max=8 * 1024 * 1024), load_default=list)
     forms = fields.Dict(keys=fields.Str(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,119}$")),
                         values=fields.Dict(), load_default=dict)
 
@@ -119,10 +150,11 @@ class PathwayVersionOut(Schema):
 # --- cases and tasks --------------------------------------------------------------------------
 
 class PersonIn(Schema):
-    first_name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
-    last_name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
-    birth_date = fields.Date(required=True)
-    commune_insee = fields.Str(required=True, validate=validate.Regexp(r"^[0-9][0-9AB][0-9]{3}$"))
+    first_name = text(required=True, min=1, max=120, metadata={"example": "Inès"})
+    last_name = text(required=True, min=1, max=120, metadata={"example": "Martin"})
+    birth_date = fields.Date(required=True, metadata={"example": "2001-01-02"})
+    commune_insee = fields.Str(required=True, validate=validate.Regexp(INSEE_CODE),
+                               metadata={"example": "91228", "description": "code INSEE de la commune"})
 
 
 class PersonOut(Schema):
@@ -135,7 +167,7 @@ class PersonOut(Schema):
 
 class CaseCreate(Schema):
     person = fields.Nested(PersonIn, required=True)
-    pathway_key = fields.Str(required=True, validate=validate.Length(min=1, max=120))
+    pathway_key = text(required=True, min=1, max=120, metadata={"example": "jeune-sortant-mission-locale"})
     data = fields.Dict(load_default=dict)
 
 
@@ -224,7 +256,7 @@ class TaskComplete(Schema):
 
 
 class TaskAssign(Schema):
-    user_id = fields.Int(required=True)
+    user_id = ident(required=True)
 
 
 class MessageIn(Schema):
@@ -232,8 +264,8 @@ class MessageIn(Schema):
 
 
 class OverdueQuery(Pagination):
-    structure = fields.Int()
-    pathway = fields.Str(validate=validate.Length(max=120))
+    structure = ident()
+    pathway = text(max=120)
 
 
 class OverdueOut(Schema):
@@ -249,8 +281,27 @@ class OverdueOut(Schema):
     initials = fields.Str()
 
 
+MAX_ADVANCE_DAYS = 100 * 366
+_DAYS_PER = {"Y": 366, "M": 31, "W": 7, "D": 1, "TH": 1 / 24, "TM": 1 / 1440, "TS": 1 / 86400}
+
+
+def _bounded_duration(value: str) -> None:
+    """At most a century: the engine adds months one loop turn at a time and fires every timer on the way."""
+    date_part, _, time_part = value[1:].partition("T")
+    try:
+        days = sum(float(n) * _DAYS_PER[prefix + unit]
+                   for prefix, part in (("", date_part), ("T", time_part))
+                   for n, unit in re.findall(r"([0-9.]+)([A-Z])", part) if prefix + unit in _DAYS_PER)
+    except ValueError:
+        return  # malformed numbers: the engine refuses them with a 422 of its own
+    if days > MAX_ADVANCE_DAYS:
+        raise ValidationError("at most 100 years at a time")
+
+
 class AdvanceIn(Schema):
-    duration = fields.Str(required=True, validate=validate.Regexp(r"^P(?!$)[0-9YMWDTHS.]+$"))
+    duration = fields.Str(required=True, validate=[validate.Length(max=40), validate.Regexp(r"^P(?!$)[0-9YMWDTHS.]+$"),
+                                                   _bounded_duration],
+                          metadata={"example": "P15D", "description": "an ISO 8601 duration, at most 100 years"})
 
 
 class AdvanceOut(Schema):
@@ -260,8 +311,8 @@ class AdvanceOut(Schema):
 
 
 class AuditQuery(Pagination):
-    case = fields.Int()
-    user = fields.Int()
+    case = ident()
+    user = ident()
 
 
 class AuditOut(Schema):

@@ -33,7 +33,7 @@ class AccessLog(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
-    case_id: Mapped[int | None] = mapped_column(index=True)
+    case_id: Mapped[int | None] = mapped_column(BigId, index=True)
     action: Mapped[str] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(12))  # allowed, denied
     address: Mapped[str | None] = mapped_column(String(64))

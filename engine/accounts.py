@@ -26,6 +26,7 @@ MAX_FAILURES_PER_ADDRESS = 50
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password: timing equaliser for unknown accounts")
 
 
 class ApiToken(Base):
@@ -91,7 +92,9 @@ def authenticate(session: Session, email: str, password: str, address: str, now:
     email = (email or "").strip().lower()
     _check_throttle(session, email, address, now)
     user = user_by_email(session, email)
-    if user is not None and user.active and user.password_hash and _verify(user.password_hash, password or ""):
+    usable = user is not None and user.active and user.password_hash
+    # Unknown accounts cost one argon2 check too, so timing does not tell which emails exist.
+    if _verify(user.password_hash if usable else _DUMMY_HASH, password or "") and usable:
         return user
     session.add(LoginFailure(email=email[:255], address=address[:64], at=now))
     return None

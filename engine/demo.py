@@ -15,7 +15,7 @@ DEMO_PASSWORD = "essonne-demo-2026"
 
 # Called pathways first: a pathway can only call what is already deployed.
 DEPLOY_ORDER = ["passage-de-relais", "brsa-oriente-social", "jeune-sortant-ase", "demandeur-emploi-freins",
-                "entree-diagnostic", "jeune-sortant-mission-locale"]
+                "entree-diagnostic", "jeune-sortant-mission-locale", "prescription-offre"]
 DECISIONS = {"entree-diagnostic": ["orientation.dmn"]}
 
 

@@ -38,6 +38,7 @@ DEPLOY_ORDER = [
     "demandeur-emploi-freins",
     "entree-diagnostic",
     "jeune-sortant-mission-locale",
+    "prescription-offre",
 ]
 DECISIONS = {"entree-diagnostic": ["orientation.dmn"]}
 STRUCTURE_TYPES = {"mission-locale", "departement", "france-travail", "caf", "plie", "ccas", "cap-emploi", "ase"}
@@ -61,6 +62,8 @@ FREINS_NON = {
 
 # A realistic filled-in form for every form key.
 EXAMPLES = {
+    "relance-prescription": {"point_demande": "personne-contactee", "date_reponse_prevue": "2026-02-10",
+                             "commentaire": "Rendez-vous proposé le 10 février."},
     "diagnostic-socio-professionnel": {
         "date_diagnostic": "2026-01-12",
         "situation_professionnelle": "recherche_emploi",

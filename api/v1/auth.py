@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 from flask import abort
-from flask_smorest import Blueprint
 
 from api.auth import bearer_token, client_address, current_user, now_utc
 from api.extensions import db
 from api.schemas import TokenRequest, TokenResponse
+from api.v1.common import Blueprint
 from engine import accounts
 from engine.db import transaction
 
-bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Authentication")
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Authentication", public=True)
 
 
 @bp.post("/token")
+@bp.doc(security=[])
 @bp.arguments(TokenRequest)
 @bp.response(201, TokenResponse)
+@bp.problems(400, 401, 413, 422, 429)
 def create_token(body):
     now = now_utc()
     with transaction(db.session):
@@ -28,6 +30,7 @@ def create_token(body):
 
 @bp.delete("/token")
 @bp.response(204)
+@bp.problems(401)
 def revoke_token():
     current_user()
     with transaction(db.session):

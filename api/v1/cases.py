@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from flask import abort
-from flask_smorest import Blueprint
 
-from api.auth import current_user, now_utc, roles_required
+from api.auth import current_user, roles_required
 from api.extensions import db
 from api.presenters import case_out, case_summary
 from api.schemas import CaseCreate, CaseOut, CaseQuery, CaseSummary, MessageIn
-from api.v1.common import engine_context, log_access, paginate
-from engine import access, cases
+from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, log_access, paginate
+from engine import access, cases, pathways
 from engine.db import transaction
-from engine.errors import NotFound
+from engine.errors import InvalidInput, NotFound
 from engine.models import Case
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases (parcours)")
@@ -19,11 +18,17 @@ bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases
 
 @bp.post("")
 @roles_required("referent", "supervisor")
-@bp.arguments(CaseCreate)
+@bp.arguments(CaseCreate, example={"pathway_key": "jeune-sortant-mission-locale", "person": {
+    "first_name": "Inès", "last_name": "Martin", "birth_date": "2001-01-02", "commune_insee": "91228"}})
 @bp.response(201, CaseOut)
+@bp.problems(400, 401, 403, 413, 422)
 def start_case(body):
     user = current_user()
     ctx = engine_context()
+    try:
+        pathways.get_version(db.session, body["pathway_key"])
+    except NotFound as exc:  # a field of the body names nothing: the request is invalid, not the URL
+        raise InvalidInput(str(exc), [{"field": "pathway_key", "message": "no pathway deployed with this key"}])
     identity = {**body["person"], "birth_date": body["person"]["birth_date"].isoformat()}
     with transaction(db.session):
         person = cases.find_or_create_person(db.session, ctx, identity)
@@ -35,18 +40,24 @@ def start_case(body):
 
 @bp.get("")
 @bp.arguments(CaseQuery, location="query")
-@bp.response(200, CaseSummary(many=True))
+@bp.response(200, CaseSummary(many=True), headers=TOTAL_COUNT)
+@bp.problems(401, 422)
 def list_cases(args):
     user = current_user()
     query = access.visible_cases(user).order_by(Case.updated_at.desc(), Case.id.desc())
     if args.get("status"):
         query = query.where(Case.status == args["status"])
     found, headers = paginate(query, args)
-    return [case_summary(db.session, c) for c in found], 200, headers
+    summaries = [case_summary(db.session, c) for c in found]
+    with transaction(db.session):  # a list shows who is accompanied: each case listed is a read
+        for summary in summaries:
+            log_access(user, summary["id"], "case.list")
+    return summaries, 200, headers
 
 
-@bp.get("/<int:case_id>")
+@bp.get("/<id:case_id>")
 @bp.response(200, CaseOut)
+@bp.problems(401, 404)
 def get_case(case_id: int):
     user = current_user()
     case = _visible_case(user, case_id, "case.read")
@@ -55,9 +66,10 @@ def get_case(case_id: int):
     return case_out(db.session, case, engine_context().clock.now(db.session))
 
 
-@bp.post("/<int:case_id>/messages/<name>")
+@bp.post("/<id:case_id>/messages/<name:name>")
 @bp.arguments(MessageIn)
 @bp.response(200, CaseOut)
+@bp.problems(400, 401, 403, 404, 409, 413, 422)
 def deliver_message(body, case_id: int, name: str):
     user = current_user()
     if user.role not in ("referent", "supervisor"):

@@ -1,13 +1,12 @@
 """Pathways: list, deploy (designers), read a version."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import current_user, roles_required
 from api.extensions import db
 from api.schemas import DeployResult, PathwayDeploy, PathwayOut, PathwayVersionOut
-from api.v1.common import engine_context
+from api.v1.common import Blueprint, engine_context
 from engine import pathways
 from engine.db import transaction
 from engine.models import PathwayVersion
@@ -17,6 +16,7 @@ bp = Blueprint("pathways", __name__, url_prefix="/api/v1/pathways", description=
 
 @bp.get("")
 @bp.response(200, PathwayOut(many=True))
+@bp.problems(401)
 def list_pathways():
     current_user()
     numbers: dict[str, list[int]] = {}
@@ -32,7 +32,8 @@ def list_pathways():
 @roles_required("designer", "admin")
 @bp.arguments(PathwayDeploy)
 @bp.response(201, DeployResult)
-@bp.alt_response(200, schema=DeployResult, description="identical content: the existing version")
+@bp.alt_response(200, schema=DeployResult, description="identical content: the existing version", success=True)
+@bp.problems(400, 401, 403, 413, 422)
 def deploy(body):
     user = current_user()
     with transaction(db.session):
@@ -44,8 +45,9 @@ def deploy(body):
     return payload, 201 if result.created else 200
 
 
-@bp.get("/<key>/versions/<int:number>")
+@bp.get("/<name:key>/versions/<version:number>")
 @bp.response(200, PathwayVersionOut)
+@bp.problems(401, 404)
 def get_version(key: str, number: int):
     current_user()
     version = pathways.get_version(db.session, key, number)

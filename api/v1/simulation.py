@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from flask import abort, current_app
-from flask_smorest import Blueprint
 
 from api.auth import current_user
 from api.extensions import db
 from api.schemas import AdvanceIn, AdvanceOut
-from api.v1.common import engine_context
+from api.v1.common import Blueprint, engine_context
 from engine import simulation
 from engine.db import make_session_factory
 
@@ -17,6 +16,7 @@ bp = Blueprint("simulation", __name__, url_prefix="/api/v1/simulation", descript
 @bp.post("/advance")
 @bp.arguments(AdvanceIn)
 @bp.response(200, AdvanceOut)
+@bp.problems(400, 401, 403, 404, 413, 422)
 def advance(body):
     if not current_app.config["SPIE_SIMULATION"]:
         abort(404)

@@ -1,12 +1,11 @@
 """The directory: structures by type and commune. Sensitive ones only for their own staff and admins."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import or_, select
 
 from api.auth import current_user
 from api.schemas import StructureOut, StructureQuery
-from api.v1.common import paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, paginate
 from engine.directory import Structure, StructureCoverage, normalize_structure_type
 
 bp = Blueprint("structures", __name__, url_prefix="/api/v1/structures", description="Directory")
@@ -14,7 +13,8 @@ bp = Blueprint("structures", __name__, url_prefix="/api/v1/structures", descript
 
 @bp.get("")
 @bp.arguments(StructureQuery, location="query")
-@bp.response(200, StructureOut(many=True))
+@bp.response(200, StructureOut(many=True), headers=TOTAL_COUNT)
+@bp.problems(401, 422)
 def list_structures(args):
     user = current_user()
     query = select(Structure).order_by(Structure.id)

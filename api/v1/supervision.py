@@ -5,14 +5,13 @@ the pilot structure) sees the whole territory, with initials only.
 """
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import current_user, roles_required
 from api.extensions import db
 from api.presenters import structures_by_id
 from api.schemas import OverdueOut, OverdueQuery
-from api.v1.common import engine_context, paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, paginate
 from engine.models import Case, HumanTask, PathwayVersion
 from engine.people import Person
 
@@ -22,7 +21,8 @@ bp = Blueprint("supervision", __name__, url_prefix="/api/v1/supervision", descri
 @bp.get("/overdue")
 @roles_required("supervisor")
 @bp.arguments(OverdueQuery, location="query")
-@bp.response(200, OverdueOut(many=True))
+@bp.response(200, OverdueOut(many=True), headers=TOTAL_COUNT)
+@bp.problems(401, 403, 422)
 def overdue(args):
     user = current_user()
     now = engine_context().clock.now(db.session)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from flask import abort
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import current_user
@@ -12,7 +11,7 @@ from api.extensions import db
 from api.presenters import structures_by_id, task_out
 from api.schemas import CaseOut, TaskAssign, TaskComplete, TaskDetail, TaskOut, TaskQuery
 from api.presenters import case_out
-from api.v1.common import engine_context, log_access, paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, log_access, paginate
 from engine import access, cases, runtime
 from engine.db import transaction
 from engine.directory import User
@@ -24,7 +23,8 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks
 
 @bp.get("")
 @bp.arguments(TaskQuery, location="query")
-@bp.response(200, TaskOut(many=True))
+@bp.response(200, TaskOut(many=True), headers=TOTAL_COUNT)
+@bp.problems(401, 422)
 def list_tasks(args):
     user = current_user()
     now = engine_context().clock.now(db.session)
@@ -46,8 +46,9 @@ def list_tasks(args):
     return [task_out(t, structures, now) for t in tasks], 200, headers
 
 
-@bp.get("/<int:task_id>")
+@bp.get("/<id:task_id>")
 @bp.response(200, TaskDetail)
+@bp.problems(401, 403, 404)
 def get_task(task_id: int):
     user = current_user()
     task = _task_for(user, task_id, "task.read")
@@ -60,27 +61,31 @@ def get_task(task_id: int):
     return {**out, "form_schema": schema, "data": _form_data(loaded, task, schema)}
 
 
-@bp.post("/<int:task_id>/claim")
+@bp.post("/<id:task_id>/claim")
 @bp.response(200, TaskOut)
+@bp.problems(401, 403, 404, 409)
 def claim(task_id: int):
     return _task_command(task_id, "task.claim", lambda task, user: cases.claim_task(
         db.session, engine_context(), task.id, user=user.email))
 
 
-@bp.post("/<int:task_id>/release")
+@bp.post("/<id:task_id>/release")
 @bp.response(200, TaskOut)
+@bp.problems(401, 403, 404, 409)
 def release(task_id: int):
     return _task_command(task_id, "task.release", lambda task, user: cases.release_task(
         db.session, engine_context(), task.id, user=user.email))
 
 
-@bp.post("/<int:task_id>/assign")
+@bp.post("/<id:task_id>/assign")
 @bp.arguments(TaskAssign)
 @bp.response(200, TaskOut)
+@bp.problems(400, 401, 403, 404, 409, 413, 422)
 def assign(body, task_id: int):
+    if current_user().role != "supervisor":
+        abort(403, description="only supervisors reassign tasks")
+
     def command(task: HumanTask, user: User) -> HumanTask:
-        if user.role != "supervisor":
-            abort(403, description="only supervisors reassign tasks")
         target = db.session.get(User, body["user_id"])
         if target is None or not target.active or target.structure_id != task.structure_id:
             abort(422, description="the new assignee must be an active user of the task's structure")
@@ -89,9 +94,10 @@ def assign(body, task_id: int):
     return _task_command(task_id, "task.assign", command)
 
 
-@bp.post("/<int:task_id>/complete")
+@bp.post("/<id:task_id>/complete")
 @bp.arguments(TaskComplete)
 @bp.response(200, CaseOut)
+@bp.problems(400, 401, 403, 404, 409, 413, 422)
 def complete(body, task_id: int):
     user = current_user()
     task = _task_for(user, task_id, "task.complete")
@@ -122,6 +128,8 @@ def _task_for(user: User, task_id: int, action: str) -> HumanTask:
             log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))
         raise NotFound(f"task {task_id} does not exist")
     if not access.may_work_task(user, task) and task.assignee != user.email:
+        with transaction(db.session):
+            log_access(user, task.case_id, action, outcome="denied", detail=str(task_id))
         abort(403, description="this task belongs to another structure or to its supervisors")
     return task
 

@@ -1,14 +1,13 @@
 """Accounts, managed by administrators."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import now_utc, roles_required
 from api.extensions import db
 from api.presenters import user_out
 from api.schemas import Pagination, UserCreate, UserOut
-from api.v1.common import paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, paginate
 from engine import accounts
 from engine.db import transaction
 from engine.directory import User
@@ -20,6 +19,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Users
 @roles_required("admin")
 @bp.arguments(UserCreate)
 @bp.response(201, UserOut)
+@bp.problems(400, 401, 403, 413, 422)
 def create_user(body):
     with transaction(db.session):
         user = accounts.create_user(db.session, now=now_utc(), **body)
@@ -29,7 +29,8 @@ def create_user(body):
 @bp.get("")
 @roles_required("admin")
 @bp.arguments(Pagination, location="query")
-@bp.response(200, UserOut(many=True))
+@bp.response(200, UserOut(many=True), headers=TOTAL_COUNT)
+@bp.problems(401, 403, 422)
 def list_users(args):
     users, headers = paginate(select(User).order_by(User.id), args)
     return [user_out(u) for u in users], 200, headers

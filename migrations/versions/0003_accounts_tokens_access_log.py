@@ -32,7 +32,7 @@ def upgrade():
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('action', sa.String(length=40), nullable=False),
     sa.Column('outcome', sa.String(length=12), nullable=False),
     sa.Column('address', sa.String(length=64), nullable=True),
