@@ -92,8 +92,11 @@ def _load(session: Session, version: PathwayVersion) -> LoadedPathway:
     for source in [*dependencies, version]:
         for process_id in source.meta.get("processes", [source.key]):
             process_meta[process_id] = source.meta
+    forms = {}
+    for source in [*dependencies, version]:  # a called pathway's tasks keep their own forms
+        forms.update(source.forms)
     loaded = LoadedPathway(version.id, version.key, parsed.spec, parsed.subprocess_specs, version.meta,
-                           version.forms, process_meta)
+                           forms, process_meta)
     _connect_hand_offs(loaded)
     return loaded
 
