@@ -26,6 +26,8 @@ _API_SETTINGS = {
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_REDOC_PATH": "/docs",
     "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
+    # A connection cut by a database restart is replaced instead of failing the next request.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # a BPMN upload is bounded at 5 MB by the parser
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",

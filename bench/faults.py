@@ -96,7 +96,7 @@ class Outcomes:
     started: dict[str, int] = field(default_factory=dict)  # person last name -> case id (201)
     uncertain_starts: list[str] = field(default_factory=list)  # person last names
     completed: list[int] = field(default_factory=list)  # task ids (200)
-    uncertain_completions: list[tuple[int, str]] = field(default_factory=list)  # (task id, bpmn id)
+    uncertain_completions: list[tuple[int, str, int]] = field(default_factory=list)  # (task id, bpmn id, client)
     refused: list[str] = field(default_factory=list)  # 4xx on a first attempt: must not happen
     by_status: dict[str, int] = field(default_factory=dict)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (t, op, outcome)
@@ -185,7 +185,7 @@ class FaultClient:
                                 and task["id"] not in {p for p, _ in self.pending})
             self.outcomes.note(t, "complete", "200")
         elif status is None or status >= 500:
-            self.outcomes.uncertain_completions.append((task_id, bpmn_id))
+            self.outcomes.uncertain_completions.append((task_id, bpmn_id, self.number))
             self.outcomes.note(t, "complete", str(status or "reset"))
             time.sleep(0.2)
         else:
@@ -193,7 +193,7 @@ class FaultClient:
             self.outcomes.note(t, "complete", str(status))
 
 
-def verify(url: str, outcomes: Outcomes, retry_client: FaultClient, storm_first_case: int) -> dict:
+def verify(url: str, outcomes: Outcomes, retry_clients: dict[int, FaultClient], storm_first_case: int) -> dict:
     """The checks of the module docstring; returns figures and the list of failures."""
     failures: list[str] = []
     engine = make_engine(url)
@@ -216,9 +216,10 @@ def verify(url: str, outcomes: Outcomes, retry_client: FaultClient, storm_first_
         figures["acknowledged_starts"] = len(ids)
         if found != len(ids):
             failures.append(f"{len(ids) - found} acknowledged case start(s) missing")
-    # 2. Uncertain completions, sent again: 200 (had not committed) or 409 (had).
+    # 2. Uncertain completions, sent again by the same user: 200 (had not committed) or 409 (had).
     resent = {"200": 0, "409": 0}
-    for task_id, bpmn_id in outcomes.uncertain_completions:
+    for task_id, bpmn_id, number in outcomes.uncertain_completions:
+        retry_client = retry_clients[number]
         status, body = retry_client._call("POST", f"/api/v1/tasks/{task_id}/complete",
                                           {"data": form_for(bpmn_id, retry_client.today)})
         if status == 200:
@@ -226,6 +227,7 @@ def verify(url: str, outcomes: Outcomes, retry_client: FaultClient, storm_first_
             outcomes.completed.append(task_id)
         elif status == 409:
             resent["409"] += 1
+            resent.setdefault("409_details", []).append(f"task {task_id}: {body.get('detail')}")
             outcomes.completed.append(task_id)
         else:
             failures.append(f"uncertain completion of task {task_id} sent again: {status} {body}")
@@ -237,7 +239,11 @@ def verify(url: str, outcomes: Outcomes, retry_client: FaultClient, storm_first_
             {"ids": outcomes.completed}).scalar()
         figures["acknowledged_completions"] = len(set(outcomes.completed))
         if completed != len(set(outcomes.completed)):
-            failures.append(f"{len(set(outcomes.completed)) - completed} acknowledged completion(s) not completed")
+            missing = connection.execute(text(
+                "SELECT id, case_id, bpmn_id, state, assignee, version FROM human_task WHERE id = ANY(:ids) "
+                "AND state <> 'completed'"), {"ids": outcomes.completed}).all()
+            failures.append(f"{len(set(outcomes.completed)) - completed} acknowledged completion(s) not completed: "
+                            f"{[tuple(m) for m in missing][:5]}")
         double_events = connection.execute(text(
             "SELECT count(*) FROM (SELECT case_id, task_uuid FROM case_event WHERE kind = 'task_completed' "
             "GROUP BY case_id, task_uuid HAVING count(*) > 1) s")).scalar()
@@ -290,8 +296,9 @@ def wait_drained(url: str, timeout: float) -> float:
                 with engine.connect() as connection:
                     if not connection.execute(text('SELECT count(*) FROM "case" WHERE next_timer_at <= now()')).scalar():
                         return time.monotonic() - started
-            except Exception:  # noqa: BLE001 - PostgreSQL may still be coming back
-                pass
+            except Exception:  # noqa: BLE001 - PostgreSQL may still be coming back: poll again
+                time.sleep(0.5)
+                continue
             time.sleep(0.5)
         return time.monotonic() - started
     finally:
@@ -397,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["errors_window_s"] = _error_windows(outcomes)
         print("  failed requests by time window (from s, to s, count): "
               + (", ".join(f"{a}-{b} s: {n}" for a, b, n in figures["errors_window_s"]) or "none"))
-        results = verify(url, outcomes, _retry_client(server.port, clients[0], today), loaded["first_case"])
+        results = verify(url, outcomes, {c.number: _retry_client(server.port, c, today) for c in clients},
+                         loaded["first_case"])
         figures.update(results)
         failures = results["failures"]
         print(f"uncertain starts {results['uncertain_starts']} (committed {results['uncertain_starts_committed']}), "

@@ -2,7 +2,7 @@
 """A national-size SPIE data set on PostgreSQL, bulk-loaded with COPY.
 
     python bench/generate.py [--cases 2000000] [--postgres-url URL] [--database spie_scale]
-                             [--territories T] [--replace] [--json FILE]
+                             [--territories T] [--writers 2] [--replace] [--check-sample N] [--json FILE]
 
 1. Creates the database (or reuses one this script completed), migrates it
    (``engine.schema.upgrade_database``), seeds the Essonne directory and its
@@ -37,7 +37,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(_BENCH.parent))
 
 import argparse  # noqa: E402
-import bisect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import queue  # noqa: E402
@@ -47,7 +46,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import date, datetime, timedelta, timezone  # noqa: E402
+from datetime import date, datetime, timezone  # noqa: E402
 
 import psycopg  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
@@ -62,9 +61,8 @@ from engine.clock import DatabaseClock  # noqa: E402
 from engine.context import EngineContext  # noqa: E402
 from engine.db import make_engine, make_session_factory, transaction  # noqa: E402
 from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords  # noqa: E402
-from engine.directory import Commune, Structure, StructureCoverage, User  # noqa: E402
+from engine.directory import Commune, Structure, StructureCoverage  # noqa: E402
 from engine.directory_io import seed_demo  # noqa: E402
-from engine.models import PathwayVersion  # noqa: E402
 from engine.schema import upgrade_database  # noqa: E402
 
 DEFAULT_DATABASE = "spie_scale"
@@ -486,13 +484,13 @@ class CaseWriter:
             created = base + t.snapshot_us + t.created_off
             person_out.append(f"{person_id}\t{first}\t{last}\t{birth}\t{insee}\t{{}}\t{ts(created)}\n")
 
-            def state_slot(slot, base=base, first=first, last=last, birth=birth):
+            def state_slot(slot, snapshot_at=base + t.snapshot_us, first=first, last=last, birth=birth):
                 kind = slot[0]
                 if kind == "name":
                     return f'"{first if slot[1] == "first" else last}"'
                 if kind == "birth":
                     return f'"birth_date": "{birth}"'
-                return '"' + from_epoch_us(base + t.snapshot_us + slot[1]).isoformat() + '"'
+                return '"' + from_epoch_us(snapshot_at + slot[1]).isoformat() + '"'
 
             state_text = c.state.render(state_slot)
             counters.state_bytes += len(state_text)
@@ -616,6 +614,32 @@ def rebuild_secondary(conn: psycopg.Connection, log=log) -> list[tuple[str, floa
     return done
 
 
+# --------------------------------------------------------------------------- consistency of a sample
+
+
+def check_sample(url: str, count: int, seed: int = 5, log=log) -> dict:
+    """``engine.consistency.check_cases`` on ``count`` random cases (the whole check takes about an hour per
+    two million cases on one core: ``spie check`` does it; this is the quick look)."""
+    from engine.consistency import check_cases
+
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    started = time.perf_counter()
+    with factory() as session:
+        top = session.scalar(text('SELECT max(id) FROM "case"'))
+        rng = random.Random(seed)
+        ids = sorted({rng.randint(1, top) for _ in range(count)})
+        problems = check_cases(session, EngineContext(), ids)
+        session.rollback()
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    log(f"consistency of a random sample: {len(ids):,} cases checked in {seconds:.1f} s "
+        f"({len(ids) / seconds:,.0f} cases/s): {len(problems)} problem(s)")
+    for problem in problems[:10]:
+        log(f"  {problem}")
+    return {"cases": len(ids), "seconds": seconds, "problems": len(problems)}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -690,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--replace", action="store_true", help="drop the database first if it exists")
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM ANALYZE (ANALYZE only)")
+    parser.add_argument("--check-sample", type=int, default=0, metavar="N",
+                        help="afterwards (or on a reused data set) check N random cases with engine.consistency")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -708,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
         if marker and marker[0] >= args.cases:
             log(f"database {args.database} already holds a generated data set of {marker[0]:,} cases: reused "
                 f"(--replace to generate again)")
+            if args.check_sample:
+                return 1 if check_sample(url, args.check_sample)["problems"] else 0
             return 0
         raise SystemExit(f"database {args.database} exists without a complete data set of {args.cases:,} cases; "
                          f"use --replace")
@@ -800,9 +828,11 @@ def main(argv: list[str] | None = None) -> int:
         connection.execute(text("INSERT INTO bench_generation VALUES (:c, :t, now(), :f)"),
                            {"c": args.cases, "t": territories, "f": json.dumps(figures)})
     engine.dispose()
+    if args.check_sample:
+        figures["check_sample"] = check_sample(url, args.check_sample)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    return 0
+    return 1 if figures.get("check_sample", {}).get("problems") else 0
 
 
 if __name__ == "__main__":

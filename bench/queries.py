@@ -168,11 +168,19 @@ def explain(engine, statements, out, label: str) -> list[str]:
                             for p in plan for m in [re.search(r"(Index Only Scan|Index Scan|Bitmap Heap Scan|"
                                                               r"Bitmap Index Scan|Seq Scan)(?: using (\S+))? on "
                                                               r"(\S+)", p)] if m})
-            lines.append(f"    #{number} {execution.replace('Execution Time: ', ''):>12}  {top[:60]:<60} "
-                         f"{buffers[:60]}  [{'; '.join(scans)[:200]}]")
+            ms = float(execution.split()[-2]) if execution else 0.0
+            summary = (f"    #{number} {execution.replace('Execution Time: ', ''):>12}  {top[:60]:<60} "
+                       f"{buffers[:60]}  [{'; '.join(scans)[:200]}]")
+            lines.append((ms, summary))
     finally:
         raw.close()
-    return lines
+    # The four slowest statements in full; the rest summed (the presenters' look-ups by id, mostly).
+    slowest = sorted(lines, key=lambda item: -item[0])[:4]
+    rest = [ms for ms, _ in lines if (ms, _) not in slowest]
+    out = [line for ms, line in sorted(slowest, key=lambda item: lines.index(item))]
+    if rest:
+        out.append(f"    (+ {len(rest)} other SELECT(s), {sum(rest):.2f} ms of execution in all)")
+    return out
 
 
 def _machine_cpu() -> tuple[int, int]:

@@ -126,26 +126,30 @@ def load_storm(url: str, timers: int, *, spread_us: int = 0, log=print) -> dict:
 
 
 def wait_drained(url: str, first_case: int, expected: int, timeout: float, log=print) -> dict:
-    """Poll until no storm case has a timer due; print progress every few seconds."""
+    """Poll until no storm case has a timer due; print progress every few seconds (survives a lost connection)."""
     engine = make_engine(url)
     started, last = time.monotonic(), 0.0
     try:
-        with engine.connect() as connection:
-            while True:
-                remaining = connection.execute(text(
-                    'SELECT count(*) FROM "case" WHERE id >= :f AND next_timer_at <= now()'),
-                    {"f": first_case}).scalar()
-                connection.rollback()
-                elapsed = time.monotonic() - started
-                if remaining == 0:
-                    return {"drain_s": elapsed}
-                if elapsed - last >= 5:
-                    log(f"  {elapsed:6.1f} s: {expected - remaining:>7,} of {expected:,} cases fired "
-                        f"({(expected - remaining) / elapsed:,.0f}/s)")
-                    last = elapsed
-                if elapsed > timeout:
-                    raise SystemExit(f"storm not drained after {timeout:.0f} s: {remaining} cases left")
-                time.sleep(0.25)
+        while True:
+            elapsed = time.monotonic() - started
+            if elapsed > timeout:
+                raise SystemExit(f"storm not drained after {timeout:.0f} s")
+            try:
+                with engine.connect() as connection:
+                    remaining = connection.execute(text(
+                        'SELECT count(*) FROM "case" WHERE id >= :f AND next_timer_at <= now()'),
+                        {"f": first_case}).scalar()
+            except Exception as exc:  # noqa: BLE001 - the server restarting: the workers retry, so do we
+                log(f"  {elapsed:6.1f} s: cannot count ({type(exc).__name__}); retrying")
+                time.sleep(2)
+                continue
+            if remaining == 0:
+                return {"drain_s": elapsed}
+            if elapsed - last >= 10:
+                log(f"  {elapsed:6.1f} s: {expected - remaining:>7,} of {expected:,} cases fired "
+                    f"({(expected - remaining) / elapsed:,.0f}/s)", flush=True)
+                last = elapsed
+            time.sleep(0.25)
     finally:
         engine.dispose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, BigId, UTCDateTime
@@ -79,6 +79,20 @@ class HumanTask(Base):
         UniqueConstraint("case_id", "task_uuid"),
         Index("ix_human_task_inbox", "state", "lane", "due_at"),
         Index("ix_human_task_assignee", "assignee", "state"),
+        # Open tasks only (migration 0005; bench/queries.py, docs/operations.md): a structure's queue and
+        # overdue board, the pilot's overdue board, the visibility and case-page look-ups by case.
+        Index("ix_human_task_open_structure", "structure_id", "due_at", "id",
+              postgresql_include=["case_id", "audience"], postgresql_where=text("state IN ('open', 'claimed')"),
+              sqlite_where=text("state IN ('open', 'claimed')")),
+        Index("ix_human_task_open_due", "due_at", "id",
+              postgresql_where=text("state IN ('open', 'claimed')"),
+              sqlite_where=text("state IN ('open', 'claimed')")),
+        Index("ix_human_task_open_case", "case_id", "structure_id", "audience",
+              postgresql_where=text("state IN ('open', 'claimed')"),
+              sqlite_where=text("state IN ('open', 'claimed')")),
+        # A référent's history (GET /tasks?scope=mine&status=completed).
+        Index("ix_human_task_completed_by", "completed_by", "ended_at",
+              postgresql_where=text("state = 'completed'"), sqlite_where=text("state = 'completed'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

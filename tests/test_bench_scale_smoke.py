@@ -64,7 +64,7 @@ def generated():
 
 def test_generate_loads_the_cases_with_copy(generated):
     name, out = generated
-    assert re.search(rf"COPY: [\d,]+ rows in [\d.]+ s = [\d,]+ rows/s", out), out
+    assert re.search(r"COPY: [\d,]+ rows in [\d.]+ s = [\d,]+ rows/s", out), out
     assert re.search(r"^  case\s+2,000 rows$", out, re.MULTILINE), out
     task_rows = int(re.search(r"^  human_task\s+([\d,]+) rows$", out, re.MULTILINE).group(1).replace(",", ""))
     assert 3 * CASES <= task_rows <= 7 * CASES  # about five task rows per case, history and open
