@@ -14,8 +14,8 @@ from flask.cli import FlaskGroup, with_appcontext
 from api.app import create_app, engine_context, session_factory
 from api.cli_directory import directory
 from api.extensions import db
-from engine import accounts, offers, pathways, simulation
-from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords
+from engine import offers, pathways, simulation, user_admin
+from engine.demo import DEMO_PASSWORD, deploy_pathways, set_demo_passwords
 from engine.directory_io import seed_demo
 from engine.db import transaction
 from engine.errors import EngineError
@@ -118,8 +118,8 @@ def create_admin(email: str, password: str, name: str) -> None:
     """Create an administrator account."""
     try:
         with transaction(db.session):
-            accounts.create_user(db.session, email=email, name=name, role="admin", structure_id=None,
-                                 password=password, now=datetime.now(timezone.utc))
+            user_admin.create_user(db.session, actor=None, email=email, name=name, role="admin", structure_id=None,
+                                   password=password, now=datetime.now(timezone.utc))
     except EngineError as exc:
         raise click.ClickException(f"{exc}: {getattr(exc, 'errors', '')}") from exc
     click.echo(f"administrator {email} created")
@@ -141,11 +141,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         seed_demo(db.session)
         offers.seed_demo_offers(db.session, datetime.now(timezone.utc))
         accounts_with_password = set_demo_passwords(db.session, DEMO_PASSWORD)
-    ctx = engine_context()
-    for bpmn, dmns in pathway_files():
-        with transaction(db.session):
-            result = pathways.deploy(db.session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns],
-                                     deployed_by="demo")
+    for result in deploy_pathways(db.session, engine_context(), deployed_by="demo"):
         click.echo(f"pathway {result.version.key} v{result.version.version}")
     click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
     for user in accounts_with_password:

@@ -266,6 +266,10 @@ class MessageIn(Schema):
 class OverdueQuery(Pagination):
     structure = ident()
     pathway = text(max=120)
+    min_age_days = fields.Int(load_default=0, validate=validate.Range(min=0, max=3660),
+                              metadata={"description": "overdue by at least this many days"})
+    escalation_level = fields.Int(validate=validate.Range(min=0, max=2))
+    hand_offs = fields.Bool(load_default=False, metadata={"description": "only the receiving side of hand-offs"})
 
 
 class OverdueOut(Schema):

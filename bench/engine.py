@@ -2,7 +2,8 @@
 """Engine benchmark: the SPIE engine against raw SpiffWorkflow on the same database.
 
     python bench/engine.py [--db sqlite|postgresql|both] [--cases N] [--processes P] [--quick]
-                           [--throughput-cases M] [--postgres-url URL] [--json FILE] [--profile DIR]
+                           [--throughput-cases M] [--postgres-url URL] [--workflow-cache N] [--json FILE]
+                           [--profile DIR]
 
 One run measures, on SQLite (a temporary file) and on PostgreSQL (a database it
 creates and drops on ``--postgres-url`` / ``SPIE_BENCH_POSTGRES_URL``):
@@ -71,6 +72,7 @@ from engine.models import Case, HumanTask  # noqa: E402
 from engine.schema import upgrade_database  # noqa: E402
 from engine.state import StateSerializer  # noqa: E402
 from engine.timers import fire_due_timers  # noqa: E402
+from engine.workflow_cache import WorkflowCache  # noqa: E402
 
 PATHWAY_DIR = BENCH_DIR / "pathways"
 BPMN_FILE = PATHWAY_DIR / "bench_linear10.bpmn"
@@ -168,8 +170,16 @@ def parse_floor_spec():
 # --- The engine, exactly as the API and the timer worker call it -------------------------------
 
 
-def engine_context() -> EngineContext:
-    return EngineContext(clock=SystemClock(), forms_dir=FORMS_DIR)
+def engine_context(workflow_cache: int | None = None) -> EngineContext:
+    """The production clock; ``workflow_cache``: capacity of the cache of live workflows (None: the engine's)."""
+    ctx = EngineContext(clock=SystemClock(), forms_dir=FORMS_DIR)
+    if workflow_cache is not None:
+        ctx.workflows = WorkflowCache(capacity=workflow_cache)
+    return ctx
+
+
+def cache_counts(ctx: EngineContext) -> tuple[int, int]:
+    return ctx.workflows.hits, ctx.workflows.misses
 
 
 def deploy_pathway(session_factory, ctx: EngineContext) -> None:
@@ -370,12 +380,13 @@ def profile_completions(session_factory, ctx, n_cases: int, path: Path) -> None:
     profiler.dump_stats(path)
 
 
-def run_latency(url: str, n_cases: int, warmup: int, profile: Path | None = None) -> dict:
+def run_latency(url: str, n_cases: int, warmup: int, profile: Path | None = None,
+                workflow_cache: int | None = None) -> dict:
     db = make_engine(url)
     try:
         upgrade_database(db)
         session_factory = make_session_factory(db)
-        ctx = engine_context()
+        ctx = engine_context(workflow_cache)
         deploy_pathway(session_factory, ctx)
         spec, subprocess_specs = parse_floor_spec()
         floors = {side: Floor(db, variant, spec, subprocess_specs, ctx.script_engine)
@@ -383,16 +394,18 @@ def run_latency(url: str, n_cases: int, warmup: int, profile: Path | None = None
         # Whole cases, not timed: fill the spec cache, the connection pool, SQLAlchemy's statement cache.
         latency_round(session_factory, ctx, floors, warmup, None)
         samples, sizes = Samples(), {}
-        started, meter = time.perf_counter(), CpuMeter()
+        started, meter, cache_before = time.perf_counter(), CpuMeter(), cache_counts(ctx)
         latency_round(session_factory, ctx, floors, n_cases, samples, sizes)
         elapsed, cpu = time.perf_counter() - started, meter.read()
+        hits, misses = (now - before for now, before in zip(cache_counts(ctx), cache_before))
         statements = count_statements(db, session_factory, ctx)
         if profile is not None:
             profile_completions(session_factory, ctx, max(5, n_cases // 2), profile)
     finally:
         db.dispose()
     result = {"seconds": round(elapsed, 1), "cpu": cpu, "operations": {}, "state_bytes_mid_pathway": sizes,
-              "engine_sql_statements": statements}
+              "engine_sql_statements": statements,
+              "workflow_cache": {"capacity": ctx.workflows.capacity, "hits": hits, "misses": misses}}
     for op in OPERATIONS:
         entry = {side: summary(samples.values[f"{side}/{op}"]) for side in ("engine", "floor", "full")}
         entry["ratio"] = round(entry["engine"]["p50_ms"] / entry["floor"]["p50_ms"], 2)
@@ -404,11 +417,11 @@ def run_latency(url: str, n_cases: int, warmup: int, profile: Path | None = None
 # --- Throughput (PostgreSQL, P processes) -----------------------------------------------------
 
 
-def throughput_child(url: str, index: int, n_cases: int, barrier, results) -> None:
+def throughput_child(url: str, index: int, n_cases: int, barrier, results, workflow_cache: int | None) -> None:
     """One worker process: its own engine, session factory and context; its own cases."""
     db = make_engine(url)
     session_factory = make_session_factory(db)
-    ctx = engine_context()
+    ctx = engine_context(workflow_cache)
     spec, subprocess_specs = parse_floor_spec()
     floor = Floor(db, "specless", spec, subprocess_specs, ctx.script_engine)
     report = {"index": index, "phases": {}}
@@ -417,10 +430,12 @@ def throughput_child(url: str, index: int, n_cases: int, barrier, results) -> No
         errors = {"conflict": 0, "error": 0, "first_error": None}
         barrier.wait()
         started, own, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
+        cache = cache_counts(ctx)
         done = work(errors)
         report["phases"][name] = {
             "start": started, "end": time.perf_counter(), "done": done, **errors,
             "own_cpu": time.process_time() - own, "machine_busy": (machine_busy_seconds(), machine),
+            "cache": [now - before for now, before in zip(cache_counts(ctx), cache)],
         }
 
     def attempt(errors, fn, *args) -> tuple[bool, object]:
@@ -486,7 +501,7 @@ def throughput_child(url: str, index: int, n_cases: int, barrier, results) -> No
         results.put(report)
 
 
-def run_throughput(url: str, processes: int, n_cases: int) -> dict:
+def run_throughput(url: str, processes: int, n_cases: int, workflow_cache: int | None = None) -> dict:
     # Make sure the table exists before the children race to create it.
     db = make_engine(url)
     spec, subprocess_specs = parse_floor_spec()
@@ -494,7 +509,7 @@ def run_throughput(url: str, processes: int, n_cases: int) -> dict:
     db.dispose()
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(processes), spawn.Queue()
-    children = [spawn.Process(target=throughput_child, args=(url, i, n_cases, barrier, results))
+    children = [spawn.Process(target=throughput_child, args=(url, i, n_cases, barrier, results, workflow_cache))
                 for i in range(processes)]
     for child in children:
         child.start()
@@ -520,6 +535,7 @@ def run_throughput(url: str, processes: int, n_cases: int) -> dict:
             "first_error": next((p["first_error"] for p in parts if p["first_error"]), None),
             "workers_cores": round(sum(p["own_cpu"] for p in parts) / wall, 2),
             "machine_cores": None if None in first else round((first[0] - first[1]) / first_wall, 2),
+            "workflow_cache": {"hits": sum(p["cache"][0] for p in parts), "misses": sum(p["cache"][1] for p in parts)},
         }
     return out
 
@@ -591,6 +607,12 @@ def print_report(figures: dict) -> None:
         n = result["engine_sql_statements"]
         print(f"{db_name:<11} start_case {n['start_case']} | complete_task {n['complete_task']:.1f}"
               f" | fire_timer {n['fire_timer']}")
+    print()
+    print("Engine's cache of live workflows (engine.workflow_cache) during the timed latency run:")
+    for db_name, result in figures["latency"].items():
+        c = result["workflow_cache"]
+        print(f"{db_name:<11} capacity {c['capacity']} | {c['hits']} commands took the workflow kept by the last save,"
+              f" {c['misses']} read it from case.state")
     throughput = figures.get("throughput")
     if throughput:
         print()
@@ -604,6 +626,10 @@ def print_report(figures: dict) -> None:
                   f" errors {e['errors']}")
             print(f"{'':<11} {'':<19} CPU (cores busy): engine workers {e['workers_cores']}, machine"
                   f" {e['machine_cores']} | floor workers {f['workers_cores']}, machine {f['machine_cores']}")
+            if kind == "complete":
+                c = e["workflow_cache"]
+                print(f"{'':<11} {'':<19} workflow cache: {c['hits']} hits, {c['misses']} misses"
+                      f" (each process keeps its own cases; --workflow-cache 0 measures the cold path)")
             for side in (e, f):
                 if side["first_error"]:
                     print(f"            first error: {side['first_error']}")
@@ -629,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run (about 10 s)")
     parser.add_argument("--postgres-url", default=os.environ.get("SPIE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
                         help="admin URL of a server where the benchmark creates and drops its database")
+    parser.add_argument("--workflow-cache", type=int, metavar="N",
+                        help="capacity of each engine context's cache of live workflows (default: the engine's;"
+                        " 0 turns it off, every command then parses case.state)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="after the timed runs, cProfile the engine's complete_task into"
@@ -659,12 +688,12 @@ def main(argv: list[str] | None = None) -> int:
             profile = args.profile / f"{db_name}-complete_task.pstats"
         if db_name == "sqlite":
             with sqlite_database() as url:
-                figures["latency"][db_name] = run_latency(url, n_cases, warmup, profile)
+                figures["latency"][db_name] = run_latency(url, n_cases, warmup, profile, args.workflow_cache)
         else:
             with postgres_database(args.postgres_url) as url:
-                figures["latency"][db_name] = run_latency(url, n_cases, warmup, profile)
+                figures["latency"][db_name] = run_latency(url, n_cases, warmup, profile, args.workflow_cache)
                 print(f"  postgresql throughput with {args.processes} processes...", flush=True)
-                figures["throughput"] = run_throughput(url, args.processes, throughput_cases)
+                figures["throughput"] = run_throughput(url, args.processes, throughput_cases, args.workflow_cache)
         print(f"  {db_name}: done in {time.perf_counter() - started:.0f} s", flush=True)
     print_report(figures)
     if args.json:

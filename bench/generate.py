@@ -5,9 +5,9 @@
                              [--territories T] [--writers 2] [--replace] [--check-sample N] [--json FILE]
 
 1. Creates the database (or reuses one this script completed), migrates it
-   (``engine.schema.upgrade_database``), seeds the Essonne directory and its
-   demo accounts (``seed_demo``, password ``DEMO_PASSWORD``), deploys the six
-   pathways.
+   (``engine.schema.upgrade_database``), seeds the Essonne directory, its
+   demo accounts (``seed_demo``, password ``DEMO_PASSWORD``) and the demo offer
+   catalogue, deploys the six pathways.
 2. Walks every pathway with the engine on simulated time
    (bench/scale_templates.py): about sixty real cases, snapshot after each
    command. These *templates* stay in the database as ordinary cases.
@@ -63,6 +63,7 @@ from engine.db import make_engine, make_session_factory, transaction  # noqa: E4
 from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords  # noqa: E402
 from engine.directory import Commune, Structure, StructureCoverage  # noqa: E402
 from engine.directory_io import seed_demo  # noqa: E402
+from engine.offers import seed_demo_offers  # noqa: E402
 from engine.schema import upgrade_database  # noqa: E402
 
 DEFAULT_DATABASE = "spie_scale"
@@ -79,6 +80,10 @@ MAX_WAIT = 400 * DAY_US
 # Share of the cases per template walk beyond the walk's own weight: closed cases are a good part of any stock.
 CLOSED_WEIGHT = 12.0
 IDLE_WEIGHT = 0.5  # snapshots with no open task (waiting six months for a review, say)
+# The per-database settings docs/operations.md recommends, which the read benchmarks measure.
+DATABASE_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+# Active cases also followed by a sensitive structure (addiction care): visible to their care team only.
+SENSITIVE_SHARE = 1 / 30
 
 FIRST_NAMES = ("Inès Léa Jade Louise Emma Chloé Manon Camille Sarah Lina Zoé Alice Mila Nour Lucie Yasmine Nadia "
                "Sophie Julie Aminata Fatoumata Samira Sylvie Isabelle Nathalie Céline Aurélie Claire Hélène Marie "
@@ -118,6 +123,7 @@ def prepare(url: str) -> tuple[list[Template], dict]:
     with factory() as session, transaction(session):
         seed_demo(session)
         set_demo_passwords(session, DEMO_PASSWORD)
+        seed_demo_offers(session, TEMPLATE_START)  # the templates' prescriptions name a demo offer
     for bpmn, dmns in pathway_files():
         with factory() as session, transaction(session):
             pathways.deploy(session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns], deployed_by="bench")
@@ -556,6 +562,62 @@ def _finish_compile(compiled: list[Compiled]) -> None:
         c.open_dues = [r["due_off"] for r in open_rows if r["due_off"] is not None]
 
 
+# --------------------------------------------------------------------------- sensitive partners
+
+
+def add_sensitive_partners(conn: psycopg.Connection, territories: list[str], share: float = SENSITIVE_SHARE) -> int:
+    """Put each territory's addiction-care centre (a CSAPA, a *sensitive* structure) on the care team of
+    ``share`` of its active cases, with one of its référents, as when it opened the case to the SPIE.
+
+    Those cases are visible to their care team only (engine/access.py): the other structures holding one of
+    their tasks must not see them, and the queries of the inboxes must test it on real data. Run after the
+    COPY (explicit ids; the sequences are set afterwards); returns the care-team rows added.
+    """
+    cur = conn.cursor()
+    cur.execute("SELECT coalesce(max(id), 0) FROM structure")
+    next_structure = cur.fetchone()[0] + 1
+    cur.execute("SELECT coalesce(max(id), 0) FROM app_user")
+    next_user = cur.fetchone()[0] + 1
+    every = round(1 / share)
+    cur.execute("SELECT left(commune_insee, 2), count(*) FROM \"case\" WHERE status = 'active' AND id %% %s = 0 "
+                "GROUP BY 1", (every,))
+    followed = dict(cur.fetchall())
+    password_hash = hash_password(BENCH_PASSWORD)
+    now = datetime.now(timezone.utc).isoformat()
+    structures, users, partners = [], [], []
+    for code in territories:
+        sid, next_structure = next_structure, next_structure + 1
+        structures.append((sid, "association", f"CSAPA — addictologie ({code})", True, False, False))
+        referents = []
+        for role, count in (("referent", max(2, math.ceil(followed.get(code, 0) / CASES_PER_REFERENT))),
+                            ("supervisor", 1)):
+            for k in range(count):
+                users.append((next_user, f"{role[:3]}{k}.s{sid}@bench.example.org",
+                              f"{role.title()} {k} — CSAPA ({code})", role, sid, True, password_hash, now))
+                if role == "referent":
+                    referents.append(next_user)
+                next_user += 1
+        partners.append((code, sid, referents))
+    cur.executemany("INSERT INTO structure (id, type, name, sensitive, is_pilot, demo) VALUES (%s, %s, %s, %s, %s, %s)",
+                    structures)
+    cur.executemany("INSERT INTO app_user (id, email, name, role, structure_id, active, password_hash, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", users)
+    cur.execute("CREATE TEMP TABLE bench_partner (code text PRIMARY KEY, structure_id bigint, referents bigint[])")
+    cur.executemany("INSERT INTO bench_partner VALUES (%s, %s, %s)", partners)
+    cur.execute("""
+        INSERT INTO care_team_member (id, case_id, role, structure_id, user_id, started_at)
+        SELECT (SELECT coalesce(max(id), 0) FROM care_team_member) + row_number() OVER (ORDER BY c.id), c.id,
+               'referent', p.structure_id, p.referents[1 + c.id %% cardinality(p.referents)], c.created_at
+        FROM "case" c JOIN bench_partner p ON p.code = left(c.commune_insee, 2)
+        WHERE c.status = 'active' AND c.id %% %s = 0""", (every,))
+    added = cur.rowcount
+    cur.execute("DROP TABLE bench_partner")
+    for table in ("structure", "app_user"):
+        cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+    conn.commit()
+    return added
+
+
 # --------------------------------------------------------------------------- indexes and constraints
 
 
@@ -780,6 +842,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.cases / load_s:,.0f} cases/s; {human_bytes(counters.state_bytes)} of state text)")
     for table in BULK_TABLES:
         log(f"  {table:<17} {counters.rows[table]:>12,} rows")
+    with psycopg.connect(libpq_url(url)) as conn:
+        partners = add_sensitive_partners(conn, directory.territories)
+    counters.rows["care_team_member"] += partners
+    rows += partners
+    log(f"sensitive partners: a CSAPA per territory on the care team of {partners:,} active cases "
+        f"(1 in {round(1 / SENSITIVE_SHARE)})")
 
     with psycopg.connect(libpq_url(url)) as conn:
         started = time.perf_counter()
@@ -798,6 +866,10 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute("ANALYZE" if args.no_vacuum else "VACUUM (ANALYZE)")
         timings["vacuum_analyze_s"] = time.perf_counter() - started
         log(f"{'ANALYZE' if args.no_vacuum else 'VACUUM (ANALYZE)'}: {timings['vacuum_analyze_s']:.1f} s")
+        for setting, value in DATABASE_SETTINGS.items():
+            cur.execute(f'ALTER DATABASE "{args.database}" SET {setting} = {value}')
+        log("per-database settings (docs/operations.md): "
+            + ", ".join(f"{k} = {v}" for k, v in DATABASE_SETTINGS.items()))
 
     size = database_size(url)
     sizes = table_sizes(url, list(BULK_TABLES))

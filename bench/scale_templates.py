@@ -78,7 +78,7 @@ def form_data(form_key: str | None, today: str, task_data: dict, actor_email: st
                 "target_structure_type": task_data.get("target_structure_type", "departement"),
                 "date_decision": today, "motif": "Proposition confirmée."}
     if form_key == "prescription":
-        return {"offer_id": "dora--garde-enfants-91-creche-vip", "frein": "contraintes_familiales",
+        return {"offer_id": "demo--garde-enfants-essonne", "frein": "contraintes_familiales",
                 "message": "Deux enfants, reprise d'emploi visée."}
     if form_key == "bilan-prescription":
         return {"date_bilan": today, "personne_entree_dans_l_offre": True,

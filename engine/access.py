@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, and_, exists, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, exists, false, or_, select
+from sqlalchemy.orm import Mapped, Session, aliased, defer, mapped_column
 from sqlalchemy.sql import Select
 
 from engine.db import BigId, Base, UTCDateTime
@@ -22,6 +22,7 @@ from engine.models import Case, HumanTask
 from engine.people import CareTeamMember
 
 CASE_ROLES = ("referent", "supervisor")
+OPEN = ("open", "claimed")
 
 
 class AccessLog(Base):
@@ -49,22 +50,54 @@ def record(session: Session, *, user: User | None, case_id: int | None, action: 
 def visible_cases(user: User) -> Select:
     """SELECT of the cases ``user`` may see (use as a filter or a subquery)."""
     query = select(Case)
-    if user.role not in CASE_ROLES or user.structure_id is None:
+    if not _works_cases(user):
         return query.where(False)
-    on_team = exists().where(CareTeamMember.case_id == Case.id, CareTeamMember.ended_at.is_(None),
-                             CareTeamMember.structure_id == user.structure_id)
-    audiences = ("referent",) if user.role == "referent" else ("referent", "supervisor", "pilot")
     holds_task = exists().where(HumanTask.case_id == Case.id, HumanTask.structure_id == user.structure_id,
-                                HumanTask.state.in_(("open", "claimed")), HumanTask.audience.in_(audiences))
-    sensitive_team = exists().where(
-        CareTeamMember.case_id == Case.id, CareTeamMember.ended_at.is_(None),
-        CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True))
-    return query.where(or_(on_team, and_(holds_task, ~sensitive_team)))
+                                HumanTask.state.in_(OPEN), HumanTask.audience.in_(audiences(user)))
+    return query.where(or_(_on_team(user, Case.id), and_(holds_task, ~_sensitive_team(Case.id))))
+
+
+def queue(user: User) -> ColumnElement[bool]:
+    """Condition on ``HumanTask``: the open tasks of ``user``'s structure that ``user`` works, of visible cases.
+
+    The rule of :func:`visible_cases`, simplified for these rows: such a task is itself the open task that
+    makes its case visible to the structure, so only the sensitive clause is left to test: hidden when a
+    sensitive structure is on the care team and the user's structure is not. Written as one ``NOT EXISTS``
+    (an anti-join against the few members of sensitive structures) rather than three ``EXISTS`` per case of
+    the queue: see docs/operations.md, "Indexes and query plans".
+    """
+    if not _works_cases(user):
+        return false()
+    hidden = exists().where(CareTeamMember.case_id == HumanTask.case_id, CareTeamMember.ended_at.is_(None),
+                            CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True),
+                            ~_on_team(user, CareTeamMember.case_id))
+    return and_(HumanTask.structure_id == user.structure_id, HumanTask.state.in_(OPEN),
+                HumanTask.audience.in_(audiences(user)), ~hidden)
+
+
+def audiences(user: User) -> tuple[str, ...]:
+    """Whose open tasks a user's structure holds for them: référents work référent tasks, supervisors all."""
+    return ("referent",) if user.role == "referent" else ("referent", "supervisor", "pilot")
+
+
+def _works_cases(user: User) -> bool:
+    return user.role in CASE_ROLES and user.structure_id is not None
+
+
+def _on_team(user: User, case_id) -> ColumnElement[bool]:
+    member = aliased(CareTeamMember)
+    return exists().where(member.case_id == case_id, member.ended_at.is_(None),
+                          member.structure_id == user.structure_id)
+
+
+def _sensitive_team(case_id) -> ColumnElement[bool]:
+    return exists().where(CareTeamMember.case_id == case_id, CareTeamMember.ended_at.is_(None),
+                          CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True))
 
 
 def case_for(session: Session, user: User, case_id: int) -> Case:
     """The case if ``user`` may see it; otherwise NotFound, exactly as if it did not exist."""
-    case = session.scalar(visible_cases(user).where(Case.id == case_id))
+    case = session.scalar(visible_cases(user).where(Case.id == case_id).options(defer(Case.state)))
     if case is None:
         raise NotFound(f"case {case_id} does not exist")
     return case

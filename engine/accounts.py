@@ -64,22 +64,44 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(session: Session, *, email: str, name: str, role: str, structure_id: int | None,
-                password: str | None, now: datetime) -> User:
+def account_errors(session: Session, *, email: str, name: str, role: str, structure_id: int | None,
+                   password: str | None) -> list[dict]:
+    """Every field error of a new account at once (``[{field, message}]``); empty when it can be created."""
     email = email.strip().lower()
     errors = []
-    if role not in ROLES:
-        errors.append({"field": "role", "message": f"one of {', '.join(ROLES)}"})
-    if "@" not in email:
+    if not name.strip():
+        errors.append({"field": "name", "message": "required"})
+    elif len(name.strip()) > 255:
+        errors.append({"field": "name", "message": "at most 255 characters"})
+    if "@" not in email or len(email) > 255:
         errors.append({"field": "email", "message": "not an email address"})
     elif user_by_email(session, email) is not None:
         errors.append({"field": "email", "message": "already used"})
+    errors += placement_errors(session, role, structure_id)
+    if password and len(password) < MIN_PASSWORD_LENGTH:
+        errors.append({"field": "password", "message": f"at least {MIN_PASSWORD_LENGTH} characters"})
+    return errors
+
+
+def placement_errors(session: Session, role: str, structure_id: int | None) -> list[dict]:
+    """A role the engine knows, and a structure that exists (required for everyone but administrators)."""
+    errors = []
+    if role not in ROLES:
+        errors.append({"field": "role", "message": f"one of {', '.join(ROLES)}"})
     if structure_id is not None and session.get(Structure, structure_id) is None:
         errors.append({"field": "structure_id", "message": "no such structure"})
     if role != "admin" and structure_id is None:
         errors.append({"field": "structure_id", "message": "every professional belongs to a structure"})
+    return errors
+
+
+def create_user(session: Session, *, email: str, name: str, role: str, structure_id: int | None,
+                password: str | None, now: datetime) -> User:
+    errors = account_errors(session, email=email, name=name, role=role, structure_id=structure_id,
+                            password=password)
     if errors:
         raise InvalidInput("the user cannot be created", errors)
+    email = email.strip().lower()
     user = User(email=email, name=name.strip(), role=role, structure_id=structure_id, active=True,
                 password_hash=hash_password(password) if password else None, created_at=now)
     session.add(user)
@@ -118,6 +140,15 @@ def revoke_token(session: Session, token: str, now: datetime) -> None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is not None and row.revoked_at is None:
         row.revoked_at = now
+
+
+def revoke_user_tokens(session: Session, user: User, now: datetime) -> int:
+    """Revoke every live token of ``user`` (deactivation, new password); returns how many."""
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None),
+                                                  ApiToken.expires_at > now)).all()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
 
 
 def _check_throttle(session: Session, email: str, address: str, now: datetime) -> None:

@@ -61,7 +61,7 @@ class UserTaskInfo:
     due_in: str | None
     line: int | None
     audience: str = "referent"  # spie:audience: referent, supervisor or pilot
-    action: str | None = None  # spie:action: designate-referent, joint-meeting, orientation
+    action: str | None = None  # spie:action: designate-referent, joint-meeting, orientation, prescribe
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnEvent
@@ -18,12 +18,13 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine import care_team, runtime, task_effects
 from engine.context import EngineContext
+from engine.db import insert_now, write_versioned
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.forms import validate_form_data
 from engine.directory import User
 from engine.models import Case, CaseEvent, HumanTask
 from engine.people import Person
-from engine.pathways import get_version
+from engine.pathways import version_ref
 
 
 def start_case(
@@ -37,9 +38,14 @@ def start_case(
     person: Person | None = None,
     referent: User | None = None,
 ) -> Case:
-    """Start a case; with a person, the starting référent joins its care team first."""
-    pathway_version = get_version(session, pathway_key, version)
-    pathway = ctx.specs.get(session, pathway_version.id)
+    """Start a case; with a person, the starting référent joins its care team first.
+
+    With a référent the row is inserted first, for the care team to refer to;
+    without one (a technical case, a prescription's lifecycle) save() inserts it
+    once, with its state.
+    """
+    version_id, version_number = version_ref(session, pathway_key, version)
+    pathway = ctx.specs.get(session, version_id)
     now = ctx.clock.now(session)
     workflow = runtime.new_workflow(ctx, pathway)
     start_data = dict(data or {})
@@ -50,7 +56,7 @@ def start_case(
     for task in workflow.get_tasks(state=TaskState.READY):
         task.data.update(start_data)
     case = Case(
-        pathway_version_id=pathway_version.id,
+        pathway_version_id=version_id,
         status="active",
         state="",
         serializer_version=ctx.serializer.version,
@@ -60,12 +66,11 @@ def start_case(
         person_id=person.id if person is not None else None,
         commune_insee=person.commune_insee if person is not None else None,
     )
-    session.add(case)
-    session.flush()
     if referent is not None:
+        insert_now(session, case)
         care_team.join(session, case.id, referent, now, actor)
     loaded = runtime.LoadedCase(case, pathway, workflow, session)
-    loaded.record("case_started", actor, now, pathway=pathway_key, version=pathway_version.version)
+    loaded.record("case_started", actor, now, pathway=pathway_key, version=version_number)
     runtime.settle(loaded, now, actor=actor)
     runtime.save(session, ctx, loaded, now, actor)
     return case
@@ -132,17 +137,18 @@ def complete_task(
     session: Session, ctx: EngineContext, task_id: int, data: dict[str, Any], *, user: str
 ) -> Case:
     """Validate the form, run the user task and everything it triggers, save."""
-    row = _active_task(session, task_id)
+    row, case = _active_task_and_case(session, task_id)
     if row.state == "claimed" and row.assignee != user:
         raise Conflict(f"task {task_id} is claimed by {row.assignee}")
-    loaded = runtime.load_case(session, ctx, row.case_id)
+    loaded = runtime.load(session, ctx, case)
+    loaded.task_rows[row.task_uuid] = row
     validate_form_data(loaded.pathway.forms.get(row.form_key) if row.form_key else None, data)
     task = runtime.find_task(loaded, row.task_uuid)
     if not task.has_state(TaskState.READY):
         raise Conflict(f"task {task_id} is no longer waiting for input; reload")
     designated = task_effects.before_completion(session, loaded, row, task, data)
     now = ctx.clock.now(session)
-    row.state, row.assignee, row.completed_by, row.ended_at = "completed", user, user, now
+    write_versioned(session, row, state="completed", assignee=user, completed_by=user, ended_at=now)
     loaded.record("task_completed", user, now, task=task, name=row.name, fields=sorted(data))
 
     def run_user_task() -> None:
@@ -150,7 +156,7 @@ def complete_task(
         task.run()
 
     runtime.settle(loaded, now, run_user_task, actor=user)
-    task_effects.after_completion(session, loaded, row, task, data, designated, now, user)
+    task_effects.after_completion(session, loaded, row, task, data, designated, now, user, ctx=ctx)
     runtime.save(session, ctx, loaded, now, user)
     if loaded.case.status == "active" and loaded.case.person_id is not None:
         care_team.check_someone_remains(session, loaded.case.id)
@@ -211,11 +217,27 @@ def _message_names(loaded: runtime.LoadedCase) -> set[str]:
 
 def _active_task(session: Session, task_id: int) -> HumanTask:
     task = session.get(HumanTask, task_id)
+    _check_active(task, task_id)
+    return task
+
+
+def _active_task_and_case(session: Session, task_id: int) -> tuple[HumanTask, Case]:
+    """The task and its case in one query."""
+    found = session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
+    _check_active(found[0] if found else None, task_id)
+    return found[0], found[1]
+
+
+# Built once: building the statement costs as much as running it.
+_TASK_AND_CASE = select(HumanTask, Case).join(Case, Case.id == HumanTask.case_id).where(
+    HumanTask.id == bindparam("task_id"))
+
+
+def _check_active(task: HumanTask | None, task_id: int) -> None:
     if task is None:
         raise NotFound(f"task {task_id} does not exist")
     if task.state not in ("open", "claimed"):
         raise Conflict(f"task {task_id} is already {task.state}")
-    return task
 
 
 def _log_task_event(session: Session, ctx: EngineContext, task: HumanTask, kind: str, actor: str, **summary) -> None:

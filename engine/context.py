@@ -11,6 +11,7 @@ from engine.clock import Clock, SystemClock, install_spiff_clock
 from engine.sandbox import create_script_engine
 from engine.spec_cache import SpecCache
 from engine.state import StateSerializer
+from engine.workflow_cache import WorkflowCache
 
 
 @dataclass
@@ -20,6 +21,7 @@ class EngineContext:
     script_engine: PythonScriptEngine = field(default_factory=create_script_engine)
     serializer: StateSerializer = field(default_factory=StateSerializer)
     specs: SpecCache = field(default_factory=SpecCache)
+    workflows: WorkflowCache = field(default_factory=WorkflowCache)
 
     def __post_init__(self) -> None:
         install_spiff_clock()

@@ -1,4 +1,4 @@
-"""The demo: passwords for the seeded demo accounts, and the pathways of bpmn/ in deploy order."""
+"""The demo: passwords for the seeded demo accounts, and the pathways of bpmn/ deployed in order."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import pathways
 from engine.accounts import hash_password
+from engine.context import EngineContext
+from engine.db import transaction
 from engine.directory import Structure, User
 from engine.paths import BPMN_DIR
 
@@ -22,6 +25,17 @@ DECISIONS = {"entree-diagnostic": ["orientation.dmn"]}
 def pathway_files(directory: Path = BPMN_DIR) -> list[tuple[Path, list[Path]]]:
     return [(directory / f"{key}.bpmn", [directory / name for name in DECISIONS.get(key, [])])
             for key in DEPLOY_ORDER]
+
+
+def deploy_pathways(session: Session, ctx: EngineContext, *, deployed_by: str,
+                    directory: Path = BPMN_DIR) -> list[pathways.DeployResult]:
+    """Deploy the pathways of ``directory`` in :data:`DEPLOY_ORDER`, each in its own transaction."""
+    results = []
+    for bpmn, dmns in pathway_files(directory):
+        with transaction(session):
+            results.append(pathways.deploy(session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns],
+                                           deployed_by=deployed_by))
+    return results
 
 
 def set_demo_passwords(session: Session, password: str) -> list[User]:

@@ -92,8 +92,10 @@ class Structure(Base):
     is_pilot: Mapped[bool] = mapped_column(Boolean, default=False)
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    # Loaded when read (``selectinload`` where many structures' coverage is read): not with every structure a
+    # request touches (the caller's, a page's), which cost 3-9 ms of ORM work per request (docs/operations.md).
     coverage: Mapped[list[StructureCoverage]] = relationship(
-        back_populates="structure", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="structure", cascade="all, delete-orphan", lazy="select"
     )
 
 

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from engine.directory import (
     CORE_STRUCTURE_TYPES,
@@ -218,7 +218,8 @@ class _DirectoryIndex:
             self.communes.add(insee)
             if siren:
                 self.epci[siren].append(insee)
-        self.structures: dict[int, Structure] = {s.id: s for s in session.scalars(select(Structure))}
+        self.structures: dict[int, Structure] = {
+            s.id: s for s in session.scalars(select(Structure).options(selectinload(Structure.coverage)))}
         self.by_key: dict[tuple[str, str], Structure] = {
             (s.type, s.name): s for s in sorted(self.structures.values(), key=lambda s: s.id, reverse=True)
         }
@@ -446,7 +447,8 @@ def export_structures(session: Session) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(STRUCTURE_COLUMNS)
-    for structure in session.scalars(select(Structure).order_by(Structure.id)):
+    for structure in session.scalars(select(Structure).options(selectinload(Structure.coverage))
+                                     .order_by(Structure.id)):
         communes, epci = _coverage_columns(structure, epci_members)
         writer.writerow([
             structure.id, structure.type, structure.name, structure.siret or "", structure.email or "",

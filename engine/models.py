@@ -164,4 +164,4 @@ class SimulatedClock(Base):
 
 
 # Tables the ones above refer to by foreign key; importing them here registers them with Base.
-from engine import access, accounts, directory, offers, people, prescriptions  # noqa: E402,F401
+from engine import access, accounts, admin_log, directory, offers, people, prescriptions  # noqa: E402,F401

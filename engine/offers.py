@@ -272,16 +272,20 @@ def search_offers(
     session: Session,
     *,
     thematique: str | None = None,
-    frein: str | None = None,
+    frein: str | Iterable[str] | None = None,
     commune: str | None = None,
     q: str | None = None,
     mobilisable_par: str | None = None,
 ) -> Select:
-    """SELECT of the offers matching every criterion given, best match first when searching words."""
+    """SELECT of the offers matching every criterion given, best match first when searching words.
+
+    ``frein`` may name several barriers (a diagnostic's): offers lifting any of them.
+    """
+    freins = [f for f in ([frein] if isinstance(frein, str) else frein or ()) if f]
     errors = []
     if thematique and thematique not in THEMATIQUES and thematique not in CATEGORIES:
         errors.append({"field": "thematique", "message": "not a data·inclusion v1 thématique or category"})
-    if frein and frein not in BARRIER_THEMATIQUES:
+    if any(f not in BARRIER_THEMATIQUES for f in freins):
         errors.append({"field": "frein", "message": f"one of {', '.join(BARRIER_THEMATIQUES)}"})
     if mobilisable_par and mobilisable_par not in (USAGERS, PROFESSIONNELS):
         errors.append({"field": "mobilisable_par", "message": f"{PROFESSIONNELS} or {USAGERS}"})
@@ -292,9 +296,9 @@ def search_offers(
         code = OfferThematique.code
         matches = code == thematique if thematique in THEMATIQUES else code.like(f"{thematique}--%")
         query = query.where(exists().where(OfferThematique.offer_id == Offer.id, matches))
-    if frein:
-        query = query.where(exists().where(OfferThematique.offer_id == Offer.id,
-                                           OfferThematique.code.in_(BARRIER_THEMATIQUES[frein])))
+    if freins:
+        codes = sorted({code for f in freins for code in BARRIER_THEMATIQUES[f]})
+        query = query.where(exists().where(OfferThematique.offer_id == Offer.id, OfferThematique.code.in_(codes)))
     if commune:
         query = query.where(covers_commune(session, commune))
     if mobilisable_par == USAGERS:

@@ -6,14 +6,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.bpmn_parsing import LibraryEntry, ParsedPathway, parse_pathway
 from engine.spec_cache import library_entry
 from engine.context import EngineContext
-from engine.errors import Conflict, DeployError, NotFound
+from engine.errors import Conflict, DeployError, NotFound, Problem
 from engine.forms import check_form_schemas, load_forms_dir
 from engine.models import PathwayVersion
 
@@ -32,16 +32,17 @@ def deploy(
     *,
     forms: Mapping[str, dict] | None = None,
     deployed_by: str,
+    key: str | None = None,
 ) -> DeployResult:
-    """Validate and store a new version, or return the identical existing one."""
+    """Validate and store a new version, or return the identical existing one.
+
+    ``key``, when given, is the pathway the caller means to version (a modeler page for that
+    pathway): a diagram whose executable process has another id is refused rather than
+    deployed under a new key.
+    """
     bpmn = _as_bytes(bpmn_xml)
     dmns = [_as_bytes(d) for d in dmn_xmls]
-    uploaded_forms = dict(forms or {})
-    form_problems = check_form_schemas(uploaded_forms)
-    if form_problems:
-        raise DeployError(form_problems)
-    available_forms = {**load_forms_dir(ctx.forms_dir), **uploaded_forms}
-    parsed = parse_pathway(bpmn, dmns, library=_latest_library(session), form_keys=available_forms)
+    parsed, available_forms = _validate(session, ctx, bpmn, dmns, forms, key)
     used_forms = {
         task.form_key: available_forms[task.form_key]
         for task in parsed.user_tasks.values()
@@ -75,6 +76,41 @@ def deploy(
     return DeployResult(version, created=True)
 
 
+def check(
+    session: Session,
+    ctx: EngineContext,
+    bpmn_xml: bytes | str,
+    dmn_xmls: Sequence[bytes | str] = (),
+    *,
+    forms: Mapping[str, dict] | None = None,
+    key: str | None = None,
+) -> list[Problem]:
+    """What deploy would say of these files, errors and warnings, without storing anything (a dry run).
+
+    Raises TooLarge, like deploy, for a file over the size bound.
+    """
+    try:
+        parsed, _ = _validate(session, ctx, _as_bytes(bpmn_xml), [_as_bytes(d) for d in dmn_xmls], forms, key)
+    except DeployError as exc:
+        return list(exc.problems)
+    return list(parsed.warnings)
+
+
+def _validate(session, ctx, bpmn: bytes, dmns: list[bytes], forms, key) -> tuple[ParsedPathway, dict[str, dict]]:
+    """Parse and lint as deploy does (XSD, generic and SPIE rules); raise DeployError on any error."""
+    uploaded_forms = dict(forms or {})
+    form_problems = check_form_schemas(uploaded_forms)
+    if form_problems:
+        raise DeployError(form_problems)
+    available_forms = {**load_forms_dir(ctx.forms_dir), **uploaded_forms}
+    parsed = parse_pathway(bpmn, dmns, library=_latest_library(session), form_keys=available_forms)
+    if key is not None and parsed.key != key:
+        message = (f"the executable process of this diagram is {parsed.key!r}, not {key!r}: "
+                   f"keep the process id {key!r} to version this pathway")
+        raise DeployError([Problem("process-key", message, element_id=parsed.key)])
+    return parsed, available_forms
+
+
 def get_version(session: Session, key: str, number: int | None = None) -> PathwayVersion:
     """The named version of a pathway, or its latest."""
     query = select(PathwayVersion).where(PathwayVersion.key == key)
@@ -84,8 +120,30 @@ def get_version(session: Session, key: str, number: int | None = None) -> Pathwa
         query = query.where(PathwayVersion.version == number)
     version = session.scalar(query)
     if version is None:
-        raise NotFound(f"pathway {key!r}" + (f" version {number}" if number else "") + " is not deployed")
+        raise _not_deployed(key, number)
     return version
+
+
+def version_ref(session: Session, key: str, number: int | None = None) -> tuple[int, int]:
+    """``(id, number)`` of the named version of a pathway, or of its latest: all a case start reads.
+
+    One prepared statement on two columns, where :func:`get_version` loads the
+    whole row (the BPMN, tens of kB) into the session.
+    """
+    query = _LATEST_REF if number is None else _NUMBERED_REF
+    found = session.execute(query, {"key": key, "number": number}).first()
+    if found is None:
+        raise _not_deployed(key, number)
+    return found.id, found.version
+
+
+_REF = select(PathwayVersion.id, PathwayVersion.version).where(PathwayVersion.key == bindparam("key"))
+_LATEST_REF = _REF.order_by(PathwayVersion.version.desc()).limit(1)
+_NUMBERED_REF = _REF.where(PathwayVersion.version == bindparam("number"))
+
+
+def _not_deployed(key: str, number: int | None) -> NotFound:
+    return NotFound(f"pathway {key!r}" + (f" version {number}" if number else "") + " is not deployed")
 
 
 def list_latest(session: Session) -> list[PathwayVersion]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, BigId, UTCDateTime
@@ -42,11 +42,20 @@ class Person(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# The identity look-up of engine.cases.find_or_create_person ignores case (migration 0007).
+Index("ix_person_identity_lower", func.lower(Person.last_name), func.lower(Person.first_name), Person.birth_date)
+
+
 class CareTeamMember(Base):
     """A structure (and usually one of its professionals) active on a case, with dates."""
 
     __tablename__ = "care_team_member"
-    __table_args__ = (Index("ix_care_team_active", "case_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_care_team_active", "case_id", "ended_at"),
+        # The current members of a case, from the index alone (engine.access's visibility tests; migration 0007).
+        Index("ix_care_team_current_case", "case_id", "structure_id", postgresql_where=text("ended_at IS NULL"),
+              sqlite_where=text("ended_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)

@@ -10,9 +10,12 @@ simulated time) and the prescription row follows that case:
   ``reponse-prescription``, and to the prescribing case too when that case waits for it
   (the ``prescrire-offre`` task of ``demandeur-emploi-freins``);
 - the reminder and expiry timers fire in the timer worker; :func:`_follow_lifecycle`, a
-  ``before_flush`` hook, sees their ``timer_fired`` events in the same transaction and moves
+  listener of :mod:`engine.row_hooks`, sees their ``timer_fired`` events in the same transaction and moves
   the row (reminders, state ``expiree``), gives the reminder task to the provider's structure,
   and writes each step on the prescribing case's timeline.
+
+A user task marked ``spie:action="prescribe"`` (``prescrire-offre``) makes its prescription as it
+completes, in the same transaction (:func:`prescribe_from_task`, called by :mod:`engine.task_effects`).
 
 Self-requests (:func:`request_offer`) come from the public page, without an account, for
 offers mobilisable by the persons themselves: minimal contact data, explicit consent, a
@@ -29,7 +32,7 @@ import unicodedata
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, Text, delete, event, func, or_, select
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, Text, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql import Select
@@ -39,11 +42,12 @@ from SpiffWorkflow.util.task import TaskState
 from engine import access
 from engine.accounts import TooManyAttempts
 from engine.db import Base, BigId, UTCDateTime
-from engine.directory import Structure, User
+from engine.directory import Structure, User, user_by_email
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Case, CaseEvent, HumanTask, PathwayVersion
 from engine.offers import BARRIERS, Offer, offer_by_di_id, offer_covers
 from engine.paths import BPMN_DIR, FORMS_DIR
+from engine.row_hooks import before_rows_written
 from engine.people import Person
 from engine.timeutil import add_iso_duration
 
@@ -202,14 +206,33 @@ def prescribe(session: Session, ctx: EngineContext, user: User, *, case_id: int,
 
     With ``task_id`` (or, without it, when the case has exactly one open task with the
     ``prescription`` form that ``user`` may work), the task is completed with the offer, so the
-    case goes on to wait for the provider's answer, which it will receive as a message.
+    case goes on to wait for the provider's answer, which it will receive as a message. A task
+    marked ``spie:action="prescribe"`` makes the prescription itself as it completes
+    (:func:`prescribe_from_task`); for a task without it (a pathway version deployed before the
+    action existed) the prescription is made here.
     """
     from engine import cases
 
     case = access.case_for(session, user, case_id)
     if case.status != "active":
         raise Conflict(f"case {case_id} is {case.status}: no new prescription")
-    offer = _offer_for(session, offer_id)
+    offer = check_prescription(session, case_id, offer_id, frein, message)
+    task = _prescription_task(session, user, case_id, task_id)
+    if task is not None:
+        data = {"offer_id": offer.di_id}
+        data.update({k: v for k, v in (("frein", frein), ("message", message)) if v})
+        cases.complete_task(session, ctx, task.id, data, user=user.email)
+        made = session.scalar(select(Prescription).where(Prescription.task_id == task.id))
+        if made is not None:
+            return made
+    return _create(session, ctx, user, case_id, offer, frein=frein, message=message, task=task,
+                   now=ctx.clock.now(session), actor=user.email)
+
+
+def check_prescription(session: Session, case_id: int, offer_id: str | None, frein: str | None,
+                       message: str | None) -> Offer:
+    """The offer, if it may be prescribed for the case now; else :class:`InvalidInput` or :class:`Conflict`."""
+    offer = _offer_for(session, str(offer_id or ""))
     errors = []
     if not offer.prescribable:
         errors.append({"field": "offer_id", "message": "this offer is requested by the person themself "
@@ -224,21 +247,32 @@ def prescribe(session: Session, ctx: EngineContext, user: User, *, case_id: int,
         Prescription.case_id == case_id, Prescription.offer_id == offer.id, Prescription.state == OPEN))
     if duplicate is not None:
         raise Conflict(f"prescription {duplicate} of this offer is still open for this case")
-    task = _prescription_task(session, user, case_id, task_id)
-    if task is not None:
-        data = {"offer_id": offer.di_id}
-        data.update({k: v for k, v in (("frein", frein), ("message", message)) if v})
-        cases.complete_task(session, ctx, task.id, data, user=user.email)
-    now = ctx.clock.now(session)
+    return offer
+
+
+def prescribe_from_task(session: Session, ctx: EngineContext, row: HumanTask, data: dict[str, Any], now: datetime,
+                        actor: str) -> Prescription:
+    """A ``spie:action="prescribe"`` task completed: its form's offer becomes a prescription, in the same
+    transaction; the case waits for the answer (checked first by :func:`check_prescription`)."""
+    frein, message = data.get("frein"), data.get("message")
+    offer = check_prescription(session, row.case_id, data.get("offer_id"), frein, message)
+    return _create(session, ctx, user_by_email(session, actor), row.case_id, offer, frein=frein, message=message,
+                   task=row, now=now, actor=actor)
+
+
+def _create(session: Session, ctx: EngineContext, user: User | None, case_id: int, offer: Offer, *,
+            frein: str | None, message: str | None, task: HumanTask | None, now: datetime,
+            actor: str) -> Prescription:
     prescription = Prescription(
         offer=offer, structure_id=offer.structure_id, origin="referent", case_id=case_id,
-        case_waits=task is not None, task_id=task.id if task is not None else None, prescriber_id=user.id,
-        prescriber_structure_id=user.structure_id, frein=frein, message=message or None, state=OPEN,
-        created_at=now, expires_at=add_iso_duration(now, EXPIRY))
+        case_waits=task is not None, task_id=task.id if task is not None else None,
+        prescriber_id=user.id if user is not None else None,
+        prescriber_structure_id=user.structure_id if user is not None else None, frein=frein,
+        message=message or None, state=OPEN, created_at=now, expires_at=add_iso_duration(now, EXPIRY))
     session.add(prescription)
     session.flush()
-    _start_lifecycle(session, ctx, prescription, actor=user.email)
-    _on_timeline(session, prescription, "prescription_sent", now, user.email)
+    _start_lifecycle(session, ctx, prescription, actor=actor)
+    _on_timeline(session, prescription, "prescription_sent", now, actor)
     return prescription
 
 
@@ -390,9 +424,9 @@ def _address_digest(session: Session, address: str, now: datetime) -> str:
     return hmac.new(bytes.fromhex(salt), address.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def request_offer(session: Session, ctx: EngineContext, *, offer_id: str, person: dict[str, Any],
-                  message: str | None, consent: bool) -> Prescription:
-    """A person asks for an offer themself: it reaches the provider's queue like a prescription."""
+def request_errors(session: Session, *, offer_id: str | None, person: dict[str, Any], message: str | None,
+                   consent: bool | None) -> list[dict[str, str]]:
+    """Why a self-request cannot be sent (field errors; none when it can)."""
     errors = []
     if consent is not True:
         errors.append({"field": "consent", "message": "the person must agree that the provider receives "
@@ -407,8 +441,16 @@ def request_offer(session: Session, ctx: EngineContext, *, offer_id: str, person
         errors.append({"field": "email", "message": "give an email address or a phone number to be contacted"})
     if message is not None and len(message) > MAX_MESSAGE:
         errors.append({"field": "message", "message": f"at most {MAX_MESSAGE} characters"})
+    return errors
+
+
+def request_offer(session: Session, ctx: EngineContext, *, offer_id: str, person: dict[str, Any],
+                  message: str | None, consent: bool) -> Prescription:
+    """A person asks for an offer themself: it reaches the provider's queue like a prescription."""
+    errors = request_errors(session, offer_id=offer_id, person=person, message=message, consent=consent)
     if errors:
         raise InvalidInput("the request cannot be sent", errors)
+    offer = offer_by_di_id(session, offer_id)
     now = ctx.clock.now(session)
     today = session.scalar(select(func.count()).select_from(Prescription).where(
         Prescription.offer_id == offer.id, Prescription.origin == "self",
@@ -434,35 +476,34 @@ _WATCHED_EVENTS = {("timer_fired", REMINDER_TIMER), ("timer_fired", EXPIRY_TIMER
                    ("message_delivered", WAIT_TASK), ("task_created", REMINDER_TASK)}
 
 
-@event.listens_for(Session, "before_flush")
-def _follow_lifecycle(session: Session, flush_context, instances) -> None:
-    """Move prescription rows as their lifecycle cases fire timers, in the same flush (see module doc)."""
-    watched = [o for o in session.new
-               if (type(o) is CaseEvent and (o.kind, o.bpmn_id) in _WATCHED_EVENTS)
-               or (type(o) is HumanTask and o.bpmn_id == REMINDER_TASK)]
+@before_rows_written
+def _follow_lifecycle(session: Session, tasks: list[dict], events: list[dict]) -> None:
+    """Move prescription rows as their lifecycle cases fire timers, in the same transaction (see module doc)."""
+    watched = ([e for e in events if (e["kind"], e["bpmn_id"]) in _WATCHED_EVENTS]
+               + [t for t in tasks if t["bpmn_id"] == REMINDER_TASK])
     if not watched:
         return
     rows = {p.workflow_case_id: p for p in session.scalars(
-        select(Prescription).where(Prescription.workflow_case_id.in_({o.case_id for o in watched})))}
+        select(Prescription).where(Prescription.workflow_case_id.in_({o["case_id"] for o in watched})))}
     for item in watched:
-        prescription = rows.get(item.case_id)
+        prescription = rows.get(item["case_id"])
         if prescription is None:
             continue
-        if type(item) is HumanTask:  # the reminder goes to the provider itself, not a structure of its type
-            item.structure_id = prescription.structure_id
-        elif item.kind == "task_created":
-            item.summary = {**item.summary, "structure_id": prescription.structure_id}
-        elif item.kind == "message_delivered":
-            if item.case_id not in session.info.get(_ANSWERING, ()):
+        if "kind" not in item:  # the reminder task goes to the provider itself, not a structure of its type
+            item["structure_id"] = prescription.structure_id
+        elif item["kind"] == "task_created":
+            item["summary"] = {**item["summary"], "structure_id": prescription.structure_id}
+        elif item["kind"] == "message_delivered":
+            if item["case_id"] not in session.info.get(_ANSWERING, ()):
                 raise Conflict(f"answer prescription {prescription.id} with POST /api/v1/prescriptions/"
                                f"{prescription.id}/accept or /refuse")
-        elif item.bpmn_id == REMINDER_TIMER and prescription.state == OPEN:
+        elif item["bpmn_id"] == REMINDER_TIMER and prescription.state == OPEN:
             prescription.reminders += 1
-            prescription.reminded_at = item.at
-            _on_timeline(session, prescription, "prescription_reminded", item.at, item.actor)
-        elif item.bpmn_id == EXPIRY_TIMER and prescription.state == OPEN:
-            prescription.state, prescription.expired_at = "expiree", item.at
-            _on_timeline(session, prescription, "prescription_expired", item.at, item.actor)
+            prescription.reminded_at = item["at"]
+            _on_timeline(session, prescription, "prescription_reminded", item["at"], item["actor"])
+        elif item["bpmn_id"] == EXPIRY_TIMER and prescription.state == OPEN:
+            prescription.state, prescription.expired_at = "expiree", item["at"]
+            _on_timeline(session, prescription, "prescription_expired", item["at"], item["actor"])
 
 
 def _on_timeline(session: Session, prescription: Prescription, kind: str, at: datetime, actor: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -22,13 +23,15 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefi
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine import care_team, projection, task_effects
+from engine import care_team, projection, row_hooks, task_effects
 from engine.clock import workflow_time
 from engine.context import EngineContext
+from engine.db import insert_now, write_versioned
 from engine.errors import Conflict, EngineError, NotFound
-from engine.models import Case, CaseEvent
+from engine.models import Case, CaseEvent, HumanTask, Timer
 from engine.spec_cache import LoadedPathway
 from engine.state import compact
+from engine.workflow_cache import CachedWorkflow
 
 # Engine steps that keep producing work after this many rounds are a runaway loop.
 MAX_SETTLE_ROUNDS = 200
@@ -41,20 +44,22 @@ class LoadedCase:
     workflow: BpmnWorkflow
     session: Session
     before: projection.Snapshot = field(default_factory=projection.Snapshot)  # as the projections have it
-    events: list[CaseEvent] = field(default_factory=list)
+    task_rows: dict[str, HumanTask] = field(default_factory=dict)  # human_task rows the command holds, by uuid
+    # Rows save() inserts, one statement per table: case_event, human_task, timer (column values).
+    events: list[dict] = field(default_factory=list)
+    new_tasks: list[dict] = field(default_factory=list)
+    new_timers: list[dict] = field(default_factory=list)
 
     def record(self, kind: str, actor: str, at: datetime, *, task=None, bpmn_id=None, **summary) -> None:
-        self.events.append(
-            CaseEvent(
-                case_id=self.case.id,
-                at=at,
-                actor=actor,
-                kind=kind,
-                bpmn_id=bpmn_id or (task.task_spec.bpmn_id if task is not None else None),
-                task_uuid=str(task.id) if task is not None else None,
-                summary=summary,
-            )
-        )
+        self.events.append({
+            "case_id": self.case.id,
+            "at": at,
+            "actor": actor,
+            "kind": kind,
+            "bpmn_id": bpmn_id or (task.task_spec.bpmn_id if task is not None else None),
+            "task_uuid": str(task.id) if task is not None else None,
+            "summary": summary,
+        })
 
 
 def new_workflow(ctx: EngineContext, pathway: LoadedPathway) -> BpmnWorkflow:
@@ -65,7 +70,15 @@ def load_case(session: Session, ctx: EngineContext, case_id: int, *, lock: bool 
     case = session.get(Case, case_id, with_for_update=lock or None)
     if case is None:
         raise NotFound(f"case {case_id} does not exist")
+    return load(session, ctx, case)
+
+
+def load(session: Session, ctx: EngineContext, case: Case) -> LoadedCase:
+    """The case's workflow: the one the last save kept at this version (engine.workflow_cache), else its state."""
     pathway = ctx.specs.get(session, case.pathway_version_id)
+    cached = ctx.workflows.take(case.id, case.version, case.state)
+    if cached is not None:
+        return LoadedCase(case, pathway, cached.workflow, session, cached.snapshot)
     workflow = ctx.serializer.load(case.state, pathway.spec, pathway.subprocess_specs)
     workflow.script_engine = ctx.script_engine
     return LoadedCase(case, pathway, workflow, session, projection.snapshot(workflow))
@@ -100,25 +113,53 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
     return True
 
 
+_INSERT_TASKS = insert(HumanTask.__table__)
+_INSERT_TIMERS = insert(Timer.__table__)
+_INSERT_EVENTS = insert(CaseEvent.__table__)
+
+
 def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime, actor: str) -> None:
-    """Project tasks and timers, compact, serialize; a stale version is a conflict."""
+    """Project tasks and timers, compact, serialize; a stale version is a conflict.
+
+    The last thing a command does with its workflow: an active case's workflow
+    is kept in memory for the next command once the transaction commits.
+    """
     case, workflow = loaded.case, loaded.workflow
-    projection.sync(session, loaded, now, actor)
+    values = {"next_timer_at": projection.sync(session, loaded, now, actor)}
     compact(workflow)
-    case.state = ctx.serializer.dump(workflow)
-    case.serializer_version = ctx.serializer.version
-    case.updated_at = now
+    values.update(state=ctx.serializer.dump(workflow), updated_at=now)
+    if case.serializer_version != ctx.serializer.version:
+        values["serializer_version"] = ctx.serializer.version
     if workflow.completed and case.status == "active":
-        case.status = "closed"
-        case.ended_at = now
+        values.update(status="closed", ended_at=now)
         care_team.leave_structure(session, case.id, None, now, "case-closed", actor)
         loaded.record("case_closed", actor, now, exit_reason=case.exit_reason)
-    session.add_all(loaded.events)
-    loaded.events = []
     try:
-        session.flush()
+        if case.id is None:  # a new case not inserted yet (see cases.start_case): one INSERT with its state
+            _insert_case(session, loaded, values)
+        else:
+            write_versioned(session, case, **values)
+        row_hooks.notify(session, loaded.new_tasks, loaded.events)
+        session.flush()  # what else the command changed through the ORM (care team, timeline...)
     except StaleDataError as exc:
         raise Conflict(f"case {case.id} was changed by someone else; reload and try again") from exc
+    # After the flush: timeline rows the command added to the session come first, as they happened.
+    for statement, rows in ((_INSERT_TASKS, loaded.new_tasks), (_INSERT_TIMERS, loaded.new_timers),
+                            (_INSERT_EVENTS, loaded.events)):
+        if rows:  # one row: a plain execute, cheaper than an executemany of one
+            session.execute(statement, rows[0] if len(rows) == 1 else rows)
+    loaded.new_tasks, loaded.new_timers, loaded.events = [], [], []
+    if case.status == "active":
+        ctx.workflows.keep_on_commit(session, case.id,
+                                     CachedWorkflow(case.version, case.state, workflow, loaded.before))
+
+
+def _insert_case(session: Session, loaded: LoadedCase, values: dict) -> None:
+    for key, value in values.items():
+        setattr(loaded.case, key, value)
+    insert_now(session, loaded.case)
+    for row in [*loaded.events, *loaded.new_tasks, *loaded.new_timers]:  # recorded before the case had an id
+        row["case_id"] = loaded.case.id
 
 
 def _open_incident(loaded: LoadedCase, exc: Exception, now: datetime, actor: str) -> None:

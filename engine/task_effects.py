@@ -4,20 +4,26 @@
   for the task's structure;
 - ``joint-meeting``: the tripartite meeting is recorded when all three attended;
 - ``orientation``: the decision goes to the timeline;
+- ``prescribe``: the offer chosen in the form (``offer_id``, ``frein``, ``message``) becomes a
+  prescription to its provider (:mod:`engine.prescriptions`), checked before the task runs;
 - ``spie:exit``: checked against the hand-off invariant before the task runs, then the
   structure's accompaniment ends.
 """
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 
-from engine import assignment, care_team
+from engine import assignment, care_team, prescriptions
 from engine.directory import User, user_by_email
 from engine.errors import InvalidInput
 from engine.models import CaseEvent, HumanTask
+
+if TYPE_CHECKING:
+    from engine.context import EngineContext
 
 
 def before_completion(session: Session, loaded, row: HumanTask, task, data: dict) -> User | None:
@@ -26,6 +32,9 @@ def before_completion(session: Session, loaded, row: HumanTask, task, data: dict
     designated = None
     if info.get("action") == "designate-referent":
         designated = _designated_user(session, row, data)
+    if info.get("action") == "prescribe":
+        prescriptions.check_prescription(session, loaded.case.id, data.get("offer_id"), data.get("frein"),
+                                         data.get("message"))
     if info.get("exit"):
         care_team.check_exit(session, loaded.case.id, row.structure_id,
                              task.data.get("receiving_structure_type"), data.get("exit_reason"))
@@ -33,7 +42,7 @@ def before_completion(session: Session, loaded, row: HumanTask, task, data: dict
 
 
 def after_completion(session: Session, loaded, row: HumanTask, task, data: dict, designated: User | None,
-                     now: datetime, actor: str) -> None:
+                     now: datetime, actor: str, *, ctx: EngineContext) -> None:
     info = loaded.pathway.task_info(task)
     case_id = loaded.case.id
     if designated is not None:
@@ -44,6 +53,8 @@ def after_completion(session: Session, loaded, row: HumanTask, task, data: dict,
         session.add(CaseEvent(case_id=case_id, at=now, actor=actor, kind="orientation_decided",
                               bpmn_id=row.bpmn_id, summary={k: data.get(k) for k in
                                                             ("orientation", "target_structure_type", "motif")}))
+    if info.get("action") == "prescribe":
+        prescriptions.prescribe_from_task(session, ctx, row, data, now, actor)
     if info.get("exit"):
         reason = data.get("exit_reason") or "autre"
         care_team.leave_structure(session, case_id, row.structure_id, now, reason, actor)

@@ -5,10 +5,9 @@ import pytest
 
 from api.app import create_app
 from api.extensions import db
-from engine import pathways
 from engine.clock import DatabaseClock
 from engine.db import transaction
-from engine.demo import DEMO_PASSWORD, pathway_files, set_demo_passwords
+from engine.demo import DEMO_PASSWORD, deploy_pathways, set_demo_passwords
 from engine.directory_io import seed_demo
 from tests.conftest import SIMULATION_START
 
@@ -35,10 +34,7 @@ def seeded(app):
         with transaction(db.session):
             seed_demo(db.session)
             set_demo_passwords(db.session, DEMO_PASSWORD)
-        for bpmn, dmns in pathway_files():
-            with transaction(db.session):
-                pathways.deploy(db.session, app.extensions["spie"], bpmn.read_bytes(),
-                                [d.read_bytes() for d in dmns], deployed_by="designer")
+        deploy_pathways(db.session, app.extensions["spie"], deployed_by="designer")
     return app
 
 

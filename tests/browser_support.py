@@ -86,9 +86,10 @@ def check_page(page, name: str) -> None:
     assert not page.js_errors, f"{name}: {page.js_errors}"
 
 
-def log_in(page, base: str, email: str) -> None:
+def log_in(page, base: str, email: str, landing: str = "/taches") -> None:
+    """Log in through the login page; ``landing``: where the login leads (``/`` for designers and admins)."""
     page.goto(f"{base}/connexion")
     page.get_by_label("Adresse électronique professionnelle").fill(email)
     page.get_by_label("Mot de passe").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}/taches")
+    page.wait_for_url(f"{base}{landing}")

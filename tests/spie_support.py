@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from engine import cases, pathways
+from engine import cases
 from engine.care_team import active_members
 from engine.clock import DatabaseClock
 from engine.context import EngineContext
@@ -11,7 +11,7 @@ from engine.db import transaction
 from engine.directory import Structure, User, structures_covering
 from engine.directory_io import seed_demo
 from engine.models import CaseEvent, HumanTask
-from engine.demo import pathway_files
+from engine.demo import deploy_pathways
 from tests.conftest import SIMULATION_START
 
 EVRY = "91228"
@@ -24,9 +24,8 @@ def spie_context() -> EngineContext:
 def seed_and_deploy(session_factory, ctx) -> None:
     with session_factory() as session, transaction(session):
         seed_demo(session)
-    for bpmn, dmns in pathway_files():
-        with session_factory() as session, transaction(session):
-            pathways.deploy(session, ctx, bpmn.read_bytes(), [d.read_bytes() for d in dmns], deployed_by="designer")
+    with session_factory() as session:
+        deploy_pathways(session, ctx, deployed_by="designer")
 
 
 def structure(session_factory, structure_type: str, commune: str) -> Structure:

@@ -33,11 +33,11 @@ from sqlalchemy import select
 from api.app import create_app
 from api.auth import now_utc
 from api.extensions import db
-from engine import accounts, pathways
+from engine import accounts
 from engine.access import AccessLog
 from engine.clock import DatabaseClock
 from engine.db import Base, transaction
-from engine.demo import pathway_files
+from engine.demo import deploy_pathways
 from engine.directory import Structure, StructureCoverage, user_by_email
 from engine.directory_io import seed_demo
 from tests.api_support import ADMIN, CD_REFERENT, DESIGNER, ML_REFERENT, ML_SUPERVISOR, PILOT
@@ -134,10 +134,7 @@ class World:
                 db.session.flush()
                 accounts.create_user(db.session, email=CSAPA_REFERENT, name="Référente CSAPA", role="referent",
                                      structure_id=structure.id, password=None, now=now_utc())
-            for bpmn, dmns in pathway_files():
-                with transaction(db.session):
-                    pathways.deploy(db.session, self.app.extensions["spie"], bpmn.read_bytes(),
-                                    [d.read_bytes() for d in dmns], deployed_by=DESIGNER)
+            deploy_pathways(db.session, self.app.extensions["spie"], deployed_by=DESIGNER)
             # Tokens issued directly (argon2 logins are tested elsewhere and slow here).
             with transaction(db.session):
                 self.tokens = {email: {"Authorization": "Bearer " + accounts.issue_token(

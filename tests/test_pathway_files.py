@@ -46,6 +46,7 @@ ACTION_FORMS = {
     "designate-referent": "designation-referent",
     "joint-meeting": "rendez-vous-tripartite",
     "orientation": "decision-orientation",
+    "prescribe": "prescription",
 }
 FORMS = load_forms_dir(FORMS_DIR)
 FLOW_NODES = (

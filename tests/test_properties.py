@@ -37,8 +37,11 @@ from engine.directory import Structure, User, structures_covering
 from engine.errors import Conflict, InvalidInput
 from engine.forms import load_forms_dir
 from engine.models import Case, CaseEvent, HumanTask, SimulatedClock, Timer
+from engine.offers import Offer, seed_demo_offers
 from engine.paths import FORMS_DIR
+from engine.prescriptions import Prescription
 from engine.people import CareTeamMember, Person
+from tests.conftest import SIMULATION_START
 from tests.spie_support import EVRY, seed_and_deploy, spie_context
 
 CORBEIL = "91174"
@@ -77,6 +80,7 @@ def ctx():
 @dataclass
 class FormContext:
     emails: list[str]  # who may be named référent: the task's structure's people
+    offer_ids: list[str] = field(default_factory=list)  # the catalogue's offers, for a prescription's offer_id
 
 
 def form_data(schema: dict, context: FormContext) -> st.SearchStrategy[dict]:
@@ -100,6 +104,8 @@ def _value(node: dict, root: dict, name: str, context: FormContext) -> st.Search
         return st.sampled_from([option["const"] for option in node["oneOf"]])
     if "enum" in node:
         return st.sampled_from(node["enum"])
+    if name == "offer_id" and context.offer_ids:
+        return st.sampled_from(context.offer_ids)
     kind = node.get("type")
     if kind == "object":
         return _object(node, root, context)
@@ -160,6 +166,7 @@ class Directory:
     users: dict[int, list[User]] = field(default_factory=dict)  # structure id -> referents and supervisors
     starters: dict[tuple[str, str], list[User]] = field(default_factory=dict)  # (pathway, commune) -> referents
     everyone: list[User] = field(default_factory=list)
+    offer_ids: list[str] = field(default_factory=list)  # the demo catalogue, seeded with the directory
 
 
 def read_directory(session_factory) -> Directory:
@@ -170,6 +177,7 @@ def read_directory(session_factory) -> Directory:
         for user in staff:
             directory.users.setdefault(user.structure_id, []).append(user)
         directory.everyone = list(staff)
+        directory.offer_ids = list(session.scalars(select(Offer.di_id).where(Offer.prescribable.is_(True)).order_by(Offer.di_id)))
         for key, (types, _) in PATHWAYS.items():
             for commune in COMMUNES:
                 found: list[Structure] = next(
@@ -183,7 +191,7 @@ def read_directory(session_factory) -> Directory:
 def reset_cases(session_factory) -> None:
     """Each example starts from the deployed directory, with no case and the clock at its start."""
     with session_factory() as session, transaction(session):
-        for model in (Timer, HumanTask, CaseEvent, CareTeamMember, Case, Person, SimulatedClock):
+        for model in (Prescription, Timer, HumanTask, CaseEvent, CareTeamMember, Case, Person, SimulatedClock):
             session.execute(delete(model))
 
 
@@ -296,7 +304,7 @@ def make_machine(session_factory, ctx, directory: Directory, max_cases: int = MA
 
         def complete_as(self, data, row: HumanTask, email: str) -> None:
             schema = FORMS[row.form_key] if row.form_key else {"type": "object", "properties": {}}
-            values = data.draw(form_data(schema, FormContext([u.email for u in self.people_of(row)])), label="form")
+            values = data.draw(form_data(schema, FormContext([u.email for u in self.people_of(row)], directory.offer_ids)), label="form")
             errors = list(Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
                           .iter_errors(values))
             assert not errors, f"generated invalid data for {row.form_key}: {errors[0].message}"
@@ -340,6 +348,8 @@ def make_machine(session_factory, ctx, directory: Directory, max_cases: int = MA
 
 def run_machine(session_factory, ctx, **kwargs) -> Counter:
     seed_and_deploy(session_factory, ctx)
+    with session_factory() as session, transaction(session):
+        seed_demo_offers(session, SIMULATION_START)
     directory = read_directory(session_factory)
     OUTCOMES.clear()
     run_state_machine_as_test(make_machine(session_factory, ctx, directory, **kwargs), settings=SETTINGS)

@@ -18,7 +18,9 @@ from engine.db import transaction
 from engine.directory import Structure, User
 from engine.errors import Conflict
 from engine.models import Case, HumanTask, Timer
+from engine.offers import seed_demo_offers
 from engine.people import CareTeamMember
+from engine.prescriptions import Prescription
 from engine.timeutil import add_iso_duration
 from tests.spie_support import (EVRY, complete, events, open_rows, seed_and_deploy, spie_context, staff, start_for,
                                 structure, team)
@@ -29,9 +31,9 @@ CORBEIL = "91174"
 AMINATA = {"first_name": "Aminata", "last_name": "Diallo", "birth_date": "1990-04-18", "commune_insee": CORBEIL}
 KEVIN = {"first_name": "Kévin", "last_name": "Lambert", "birth_date": "1987-12-01", "commune_insee": EVRY}
 
-CHILDCARE = {"offer_id": "dora--garde-enfants-91-creche-vip", "frein": "contraintes_familiales",
+CHILDCARE = {"offer_id": "demo--garde-enfants-essonne", "frein": "contraintes_familiales",
              "message": "Deux enfants de 1 et 3 ans, reprise d'emploi visée au printemps."}
-DRIVING_SCHOOL = {"offer_id": "dora--auto-ecole-sociale-evry", "frein": "mobilite",
+DRIVING_SCHOOL = {"offer_id": "demo--auto-ecole-sociale-grand-paris-sud", "frein": "mobilite",
                   "message": "Permis B nécessaire pour les horaires décalés."}
 REMINDER = {"moyen": "telephone", "commentaire": "Crèche relancée, dossier en commission."}
 
@@ -47,6 +49,13 @@ class Accompaniment:
 @pytest.fixture
 def ctx():
     return spie_context()
+
+
+def seed_with_catalogue(session_factory, ctx) -> None:
+    """The demo directory and pathways, and the demo offer catalogue the référent prescribes from."""
+    seed_and_deploy(session_factory, ctx)
+    with session_factory() as session, transaction(session):
+        seed_demo_offers(session, ctx.clock.now(session))
 
 
 def accompaniment(session_factory, commune: str, social_type: str) -> Accompaniment:
@@ -117,12 +126,14 @@ def prescribe(session_factory, ctx, case_id: int, who: Accompaniment, offer: dic
     assert (prescription.structure_id, prescription.assignee, prescription.form_key) == (
         who.social.id, who.social_referent.email, "prescription")
     complete(session_factory, ctx, prescription, who.social_referent, offer)
-    with session_factory() as session:
+    with session_factory() as session:  # the task's offer went to its provider (spie:action="prescribe")
+        sent = session.scalar(select(Prescription).where(Prescription.task_id == prescription.id))
+        assert (sent.offer.di_id, sent.state, sent.case_waits) == (offer["offer_id"], "ouverte", True)
         return ctx.clock.now(session)
 
 
 def test_unanswered_childcare_prescription_is_reminded_then_expires(session_factory, ctx):
-    seed_and_deploy(session_factory, ctx)
+    seed_with_catalogue(session_factory, ctx)
     who = accompaniment(session_factory, CORBEIL, "ccas")
     assert who.social.name == "CCAS de Corbeil-Essonnes"
     case_id = set_up_global_accompaniment(session_factory, ctx, AMINATA, who)
@@ -166,7 +177,7 @@ def test_unanswered_childcare_prescription_is_reminded_then_expires(session_fact
 
 
 def test_provider_answers_through_the_reponse_prescription_message(session_factory, ctx):
-    seed_and_deploy(session_factory, ctx)
+    seed_with_catalogue(session_factory, ctx)
     who = accompaniment(session_factory, EVRY, "departement")
     assert who.social.name == "Département de l'Essonne — MDS Centre"
     case_id = set_up_global_accompaniment(session_factory, ctx, KEVIN, who)

@@ -87,14 +87,14 @@ def user_id(app, email: str) -> int:
 
 
 
-def start_entry_diagnostic(app, email: str = ML_REFERENT) -> dict:
+def start_entry_diagnostic(app, email: str = ML_REFERENT, person: dict = EVRY_PERSON) -> dict:
     """« Entrée et diagnostic » started by a référent, whose diagnostic task is theirs at once."""
     ctx = app.extensions["spie"]
     with app.app_context():
         referent = user_by_email(db.session, email)
         with transaction(db.session):
-            person = cases.find_or_create_person(db.session, ctx, EVRY_PERSON)
-            case = cases.start_case(db.session, ctx, "entree-diagnostic", actor=referent.email, person=person,
+            found = cases.find_or_create_person(db.session, ctx, person)
+            case = cases.start_case(db.session, ctx, "entree-diagnostic", actor=referent.email, person=found,
                                     referent=referent)
             case_id = case.id
         return {"case_id": case_id, "diagnostic_id": _task(case_id, "diagnostic")}

@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from api.auth import client_address, now_utc
 from api.extensions import db
 from engine import accounts
+from engine.access import CASE_ROLES
 from engine.db import transaction
 from web import csrf
 from web.common import safe_next, web_user
@@ -19,8 +20,9 @@ WRONG = "Adresse électronique ou mot de passe incorrect."
 
 @bp.get("/connexion")
 def login():
-    if web_user() is not None:
-        return redirect(safe_next(request.args.get("suivant"), url_for("web.inbox.index")))
+    user = web_user()
+    if user is not None:
+        return redirect(safe_next(request.args.get("suivant"), landing(user)))
     return render_template("connexion.html", email="", error=None, suivant=request.args.get("suivant", ""))
 
 
@@ -39,7 +41,12 @@ def login_post():
     session.clear()
     session["user_id"] = user.id
     csrf.renew()
-    return redirect(safe_next(target, url_for("web.inbox.index")), code=303)
+    return redirect(safe_next(target, landing(user)), code=303)
+
+
+def landing(user) -> str:
+    """Where a login leads: the inbox for référents and supervisors, the home page's sections for the others."""
+    return url_for("web.inbox.index" if user.role in CASE_ROLES else "web.inbox.home")
 
 
 @bp.post("/deconnexion")

@@ -1,4 +1,5 @@
-"""The carnet of a case: person, groupe de suivi with dates, tasks, diagnostic, pathway diagram, history."""
+"""The carnet of a case: person, groupe de suivi with dates, tasks, diagnostic, offers proposed and prescriptions,
+pathway diagram, history."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -17,8 +18,9 @@ from engine.db import transaction
 from engine.directory import Commune, Structure, User
 from engine.errors import NotFound
 from engine.models import Case, HumanTask, PathwayVersion
+from engine.offers import BARRIERS
 from engine.people import Person
-from web import forms, labels, queries
+from web import catalogue, forms, labels, queries
 from web.common import current_user, engine_context, log_access, login_required, now
 from web.tasks import ID
 
@@ -41,11 +43,12 @@ def show(case_id: int):
     version = db.session.get(PathwayVersion, case.pathway_version_id)
     person = db.session.get(Person, case.person_id) if case.person_id else None
     commune = db.session.get(Commune, case.commune_insee) if case.commune_insee else None
+    found = diagnostic(user, loaded, case)
     return render_template(
         "dossier.html", case=out, pathway_name=version.name or version.key, person=person, commune=commune,
         age=labels.age(person.birth_date if person else None, current), now=current,
         team=care_team(out["care_team"], case, current), open_tasks=open_tasks(user, out["open_tasks"]),
-        timeline=timeline(out["timeline"]), diagnostic=diagnostic(user, loaded, case),
+        timeline=timeline(out["timeline"]), diagnostic=found, offers=offers_section(case, found),
         markers=diagram_markers(loaded, case),
     )
 
@@ -148,6 +151,10 @@ def timeline(events: list[dict]) -> list[dict]:
             details.append(f"le {labels.date_fr(summary['date'])}")
         if event["kind"] == "message_delivered" and summary.get("message"):
             details.append(summary["message"])
+        if event["kind"].startswith("prescription_") and summary.get("offer"):
+            details.insert(0, f"« {summary['offer']} »")
+        if summary.get("reason_label"):
+            details.append(f"motif : {summary['reason_label']}")
         out.append({"at": event["at"], "label": labels.EVENTS.get(event["kind"], event["kind"]),
                     "kind": event["kind"], "actor": person(event["actor"]), "details": " — ".join(details)})
     return out
@@ -167,9 +174,21 @@ def diagnostic(user: User, loaded, case: Case) -> dict | None:
     author = db.session.scalar(select(User).where(User.email == row.completed_by)) if row.completed_by else None
     shared = data.get("consentement_partage") is not False
     visible = shared or (author is not None and author.structure_id == user.structure_id)
+    freins = data.get("freins") if visible and isinstance(data.get("freins"), dict) else {}
     return {"at": row.ended_at, "author": author.name if author else row.completed_by,
             "structure": author.structure.name if author and author.structure else None,
-            "shared": shared, "visible": visible, "items": forms.describe(schema, data) if visible else []}
+            "shared": shared, "visible": visible, "items": forms.describe(schema, data) if visible else [],
+            "barriers": [code for code in BARRIERS if (freins.get(code) or {}).get("valeur") == "OUI"]}
+
+
+def offers_section(case: Case, found: dict | None) -> dict:
+    """« Offres proposées »: offers lifting the diagnostic's barriers in the person's commune; the prescriptions."""
+    barriers = found["barriers"] if found else []
+    sent = catalogue.case_prescriptions(db.session, case.id)
+    proposed = catalogue.proposals(db.session, barriers, case.commune_insee) if case.status == "active" else []
+    return {"barriers": [BARRIERS[code] for code in barriers], "proposed": catalogue.offer_rows(db.session, proposed),
+            "pending": catalogue.awaiting_answer(sent), "prescriptions": catalogue.prescription_rows(db.session, sent),
+            "may_prescribe": case.status == "active"}
 
 
 def _diagnostic_data(loaded, row: HumanTask, schema: dict) -> dict:

@@ -24,7 +24,31 @@ log = logging.getLogger(__name__)
 # modeler, admin) add theirs here.
 NAV: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("web.inbox.index", "Tâches", ("referent", "supervisor"), ("web.inbox", "web.tasks", "web.cases")),
+    ("web.designer.index", "Parcours", ("designer", "admin"), ("web.designer",)),
+    ("web.offers.index", "Offres", ("referent", "supervisor"), ("web.offers",)),
+    ("web.prescriptions.index", "Demandes reçues", ("referent", "supervisor"), ("web.prescriptions",)),
+    ("web.supervision.board", "Tâches en retard", ("supervisor",), ()),
+    ("web.supervision.indicators", "Indicateurs", ("supervisor",), ()),
+    ("web.admin.users.index", "Utilisateurs", ("admin",), ("web.admin.users",)),
+    ("web.admin.directory.index", "Annuaire", ("admin",), ("web.admin.directory",)),
+    ("web.admin.journal.index", "Journal des accès", ("admin",), ("web.admin.journal",)),
 ]
+
+# What the home page (accueil.html) says under each section's link, for those whose home is not the inbox.
+NAV_DESCRIPTIONS: dict[str, str] = {
+    "web.inbox.index": "Les tâches de votre structure et celles à votre nom, avec leurs échéances.",
+    "web.offers.index": "Le catalogue des offres d'insertion du territoire, pour orienter une personne.",
+    "web.prescriptions.index": "Les orientations adressées à votre structure, à accepter ou à refuser.",
+    "web.supervision.board": "Les tâches et les passages de relais en retard, avec leur niveau d'escalade.",
+    "web.supervision.indicators": "Les chiffres du territoire : parcours, délais, relais.",
+    "web.admin.users.index": "Créer les comptes des professionnels, changer leur rôle ou leur structure, "
+                             "les désactiver, réinitialiser un mot de passe.",
+    "web.admin.directory.index": "Les structures, les communes qu'elles couvrent, leurs référents ; "
+                                 "importer ou exporter l'annuaire en CSV.",
+    "web.admin.journal.index": "Qui a consulté ou modifié quel dossier, et quand ; les actions des administrateurs.",
+    "web.designer.index": "Les parcours-types déployés : les modifier dans le modeleur, les vérifier, déployer "
+                          "une nouvelle version et relire ses changements.",
+}
 
 # Content Security Policy: our scripts and styles only (no inline script; bpmn-js sets style attributes).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -95,7 +119,8 @@ def nav_items(user: User | None) -> list[tuple[str, str, str | None]]:
     items = []
     for endpoint, label, roles, section in NAV:
         if user.role in roles:
-            current = "page" if request.endpoint == endpoint else ("true" if request.blueprint in section else None)
+            in_section = request.blueprint in section and request.endpoint != "web.inbox.home"  # home: no section
+            current = "page" if request.endpoint == endpoint else ("true" if in_section else None)
             items.append((endpoint, label, current))
     return items
 

@@ -9,7 +9,7 @@ from api.presenters import structures_by_id, task_out
 from engine.directory import User
 from engine.models import HumanTask
 from web import labels, queries
-from web.common import current_user, login_required, now
+from web.common import NAV_DESCRIPTIONS, current_user, login_required, now
 
 bp = Blueprint("inbox", __name__)
 
@@ -21,9 +21,11 @@ CASE_ROLES = ("referent", "supervisor")
 @login_required
 def home():
     user = current_user()
-    if user.role in CASE_ROLES:
+    pilot = user.role == "supervisor" and user.structure is not None and user.structure.is_pilot
+    if user.role in CASE_ROLES and not pilot:
         return redirect(url_for("web.inbox.index"))
-    return render_template("accueil.html")
+    # Designers, administrators, the pilot: links to their sections.
+    return render_template("accueil.html", descriptions=NAV_DESCRIPTIONS)
 
 
 @bp.get("/taches")
@@ -42,13 +44,14 @@ def index():
     page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
     current = now()
     query = queries.inbox_query(user, view, current, sort=sort, pathway=pathway)
-    total = queries.count(db.session, query)
+    counts = queries.counts(db.session, user, current, pathway)
+    total = counts[view]  # the tab's count: the sort does not change it
     tasks = list(db.session.scalars(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
     params = {"vue": view, "tri": sort, "parcours": pathway}
     return render_template(
         "boite.html", view=view, sort=sort, pathway=pathway, views=queries.VIEWS, sorts=queries.SORTS,
-        pathway_choices=choices, counts=queries.counts(db.session, user, current, pathway), total=total,
-        rows=task_rows(user, tasks), page=page, pages=max(1, -(-total // PER_PAGE)), params=params,
+        pathway_choices=choices, counts=counts, total=total, rows=task_rows(user, tasks), params=params,
+        **queries.pager(total, page, len(tasks), PER_PAGE),
     )
 
 

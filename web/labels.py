@@ -25,6 +25,9 @@ CASE_STATUSES = {"active": "En cours", "closed": "Clos", "incident": "Incident �
 
 AUDIENCES = {"referent": "Référents", "supervisor": "Encadrants", "pilot": "Pilote SPIE"}
 
+# HumanTask.escalation_level (engine.projection.ESCALATION_LEVELS): who has been alerted.
+ESCALATION_LEVELS = {0: "Aucune escalade", 1: "Niveau 1 · encadrant", 2: "Niveau 2 · pilote SPIE"}
+
 CARE_TEAM_ROLES = {"referent": "Référent"}
 
 HTTP_TITLES = {400: "Requête refusée", 401: "Connexion nécessaire", 403: "Accès refusé", 404: "Page introuvable",
@@ -53,7 +56,18 @@ EVENTS = {
     "message_delivered": "Information reçue",
     "incident_opened": "Incident technique",
     "incident_retried": "Incident relancé",
+    "prescription_sent": "Prescription envoyée",
+    "prescription_reminded": "Prescription relancée (sans réponse à 10 jours)",
+    "prescription_accepted": "Prescription acceptée",
+    "prescription_refused": "Prescription refusée",
+    "prescription_expired": "Prescription expirée (sans réponse à 30 jours)",
 }
+
+# Prescriptions (orientations vers une offre): where they come from; their states are engine.prescriptions.STATES.
+PRESCRIPTION_ORIGINS = {"referent": "Prescription d'un référent", "self": "Demande de la personne elle-même"}
+
+# Zones of the offers that are neither a commune nor an EPCI.
+ZONES = {"91": "Essonne (département)", "france": "France entière", "99100": "France entière"}
 
 ORIENTATIONS = {"social": "Sociale", "sociopro": "Socio-professionnelle", "pro": "Professionnelle"}
 
@@ -145,6 +159,14 @@ _ENGINE_MESSAGES = [
       "ait eu lieu ; sinon, choisissez un motif de sortie positive (emploi durable, formation qualifiante, "
       "création d'entreprise, déménagement hors du territoire).")),
     (re.compile(r"at least one active référent"), "Un parcours actif doit garder au moins un référent actif."),
+    (re.compile(r"of this offer is still open for this case"),
+     "Une prescription de cette offre attend déjà la réponse du prestataire pour cette personne."),
+    (re.compile(r"prescription \d+ is already"), "Cette demande a déjà reçu une réponse ou a expiré."),
+    (re.compile(r"no new prescription"), "Ce parcours est clos : il ne reçoit plus de prescription."),
+    (re.compile(r"must be an active referent of the task's structure"),
+     "Choisissez un référent actif de la structure de la tâche."),
+    (re.compile(r"must be an active supervisor of the task's structure"),
+     "Une escalade ne peut être attribuée qu'à un encadrant actif de la structure de la tâche."),
 ]
 
 
@@ -160,6 +182,10 @@ _FIELD_MESSAGES = [
     (re.compile(r"no active user"), "Aucun professionnel actif n'a cette adresse électronique."),
     (re.compile(r"does not belong to the structure"),
      "Ce professionnel n'appartient pas à la structure qui accueille la personne."),
+    (re.compile(r"no offer .* in the catalogue"), "Aucune offre du catalogue n'a cet identifiant."),
+    (re.compile(r"mobilisable par les usagers only"),
+     "Cette offre se demande par la personne elle-même : un référent ne peut pas la prescrire."),
+    (re.compile(r"required with the reason 'autre'"), "Précisez le motif du refus."),
 ]
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
+from api.v1.common import COUNT_CAP
 from engine import access
 from engine.directory import User
 from engine.models import Case, HumanTask, PathwayVersion
@@ -21,46 +22,66 @@ from engine.spec_cache import dependencies_of
 
 VIEWS = {"mes-taches": "Mes tâches", "structure": "File de ma structure", "en-retard": "En retard"}
 SORTS = {"echeance": "Échéance la plus proche", "creation": "Les plus récentes d'abord"}
-ACTIVE = ("open", "claimed")
 
 
 def _mine(user: User):
-    return HumanTask.assignee == user.email
-
-
-def _structure_queue(user: User):
-    condition = HumanTask.structure_id == user.structure_id
-    if user.role != "supervisor":
-        condition = and_(condition, HumanTask.audience == "referent")
-    return condition
+    """The user's own active tasks, of cases they may see (a task of another structure may be assigned to them)."""
+    return and_(HumanTask.assignee == user.email, HumanTask.state.in_(access.OPEN),
+                HumanTask.case_id.in_(access.visible_cases(user).with_only_columns(Case.id)))
 
 
 def inbox_query(user: User, view: str, now: datetime, *, sort: str = "echeance", pathway: str | None = None) -> Select:
     """SELECT of the HumanTask rows of one inbox view, sorted."""
-    query = select(HumanTask).where(
-        HumanTask.case_id.in_(access.visible_cases(user).with_only_columns(Case.id)),
-        HumanTask.state.in_(ACTIVE),
-    )
-    if view == "mes-taches":
-        query = query.where(_mine(user))
-    elif view == "structure":
-        query = query.where(_structure_queue(user))
-    else:
-        query = query.where(or_(_mine(user), _structure_queue(user)), HumanTask.due_at < now)
+    filters = []
     if pathway:
-        query = query.where(HumanTask.case_id.in_(
+        filters.append(HumanTask.case_id.in_(
             select(Case.id).join(PathwayVersion, PathwayVersion.id == Case.pathway_version_id)
             .where(PathwayVersion.key == pathway)))
+    task = HumanTask
+    if view == "mes-taches":
+        query = select(HumanTask).where(_mine(user), *filters)
+    elif view == "structure":
+        query = select(HumanTask).where(access.queue(user), *filters)
+    else:
+        # Two disjoint halves in UNION ALL rather than an OR, each read through its own index (the OR of the two
+        # scanned every open task: 1.5 s on the national data set); the page sorts what they give.
+        elsewhere = or_(HumanTask.structure_id.is_distinct_from(user.structure_id),
+                        HumanTask.audience.not_in(access.audiences(user)))
+        task = aliased(HumanTask, union_all(
+            select(HumanTask).where(access.queue(user), HumanTask.due_at < now, *filters),
+            select(HumanTask).where(_mine(user), elsewhere, HumanTask.due_at < now, *filters)).subquery())
+        query = select(task)
     if sort == "creation":
-        return query.order_by(HumanTask.created_at.desc(), HumanTask.id.desc())
-    return query.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+        return query.order_by(task.created_at.desc(), task.id.desc())
+    return query.order_by(task.due_at.asc().nulls_last(), task.id)
 
 
-def count(session: Session, query: Select) -> int:
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+class Count(int):
+    """A number of tasks counted up to ``COUNT_CAP`` (the API's bound): beyond it counting stopped, and it
+    reads « 1 000+ » wherever a page prints it."""
+
+    @property
+    def capped(self) -> bool:
+        return self > COUNT_CAP
+
+    def __str__(self) -> str:
+        return f"{COUNT_CAP:,}+".replace(",", "\u202f") if self.capped else int.__str__(self)
 
 
-def counts(session: Session, user: User, now: datetime, pathway: str | None = None) -> dict[str, int]:
+def count(session: Session, query: Select) -> Count:
+    """How many rows ``query`` gives, up to ``COUNT_CAP`` + 1: a queue of thousands is not counted to the end."""
+    limited = query.order_by(None).limit(COUNT_CAP + 1).subquery()
+    return Count(session.scalar(select(func.count()).select_from(limited)) or 0)
+
+
+def pager(total: Count, page: int, shown: int, per_page: int) -> dict:
+    """The pager of a list: ``pages`` (None when the count stopped at the bound: « Page 3 », not « Page 3 sur
+    41 ») and ``has_next`` (without a total, when this page is full)."""
+    pages = None if total.capped else max(1, -(-total // per_page))
+    return {"page": page, "pages": pages, "has_next": page < pages if pages else shown == per_page}
+
+
+def counts(session: Session, user: User, now: datetime, pathway: str | None = None) -> dict[str, Count]:
     return {view: count(session, inbox_query(user, view, now, pathway=pathway)) for view in VIEWS}
 
 

@@ -79,18 +79,42 @@ CONVERTERS = {"id": IdConverter, "name": NameConverter, "version": VersionConver
 
 # Paginated lists: ``?page=&per_page=`` and the total over all pages in a header.
 TOTAL_COUNT = {"X-Total-Count": {"description": "number of items over all pages", "schema": {"type": "integer"}}}
+# Lists that can run to thousands (a queue, a board) count no further than this (``paginate``'s ``count_cap``;
+# the web inbox shows « 1 000+ »): measured in docs/operations.md, "Indexes and query plans".
+COUNT_CAP = 1_000
+CAPPED_TOTAL_COUNT = {
+    "X-Total-Count": {"description": "number of items over all pages, counted up to a bound (then the bound "
+                                     "itself, with X-Total-Count-Capped)", "schema": {"type": "integer"}},
+    "X-Total-Count-Capped": {"description": "present (true) when there are more items than X-Total-Count: "
+                                            "counting stopped there", "schema": {"type": "boolean"}},
+}
 
 
 def engine_context() -> EngineContext:
     return current_app.extensions["spie"]
 
 
-def paginate(query: Select, args: dict) -> tuple[list, dict]:
-    """One page of ``query`` and the ``X-Total-Count`` header."""
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+def paginate(query: Select, args: dict, *, count_cap: int | None = None) -> tuple[list, dict]:
+    """One page of ``query`` and the ``X-Total-Count`` header.
+
+    A short page that is not past the end gives the total without a count. With ``count_cap``,
+    counting stops after that many rows: the header is then the cap, with ``X-Total-Count-Capped: true``
+    (a count costs a scan of all it counts; a queue of 9,000 tasks is not read page by page).
+    """
     page, per_page = args["page"], args["per_page"]
     items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
-    return items, {"X-Total-Count": str(total)}
+    if len(items) < per_page and (items or page == 1):
+        return items, {"X-Total-Count": str((page - 1) * per_page + len(items))}
+    counted = query.order_by(None) if count_cap is None else query.order_by(None).limit(count_cap + 1)
+    return items, total_count_headers(db.session.scalar(select(func.count()).select_from(counted.subquery())),
+                                      count_cap)
+
+
+def total_count_headers(total: int, count_cap: int | None = None) -> dict[str, str]:
+    """``X-Total-Count`` of a count that stopped after ``count_cap`` + 1 rows (see ``CAPPED_TOTAL_COUNT``)."""
+    if count_cap is not None and total > count_cap:
+        return {"X-Total-Count": str(count_cap), "X-Total-Count-Capped": "true"}
+    return {"X-Total-Count": str(total)}
 
 
 # Workaround: access_log.case_id is a 32-bit INTEGER (engine/access.py, migration 0003) while case.id is a

@@ -237,15 +237,23 @@ def _visible_case(user, case_id: int) -> None:
 # --- Persons, without an account ------------------------------------------------------------------
 
 
+def guard_public_request() -> None:
+    """Before anything is parsed: refuse big bodies (413) and count the request for the rate limit.
+
+    Raises :class:`~engine.accounts.TooManyAttempts` over the limit (429 here; the public web
+    page shows it in French).
+    """
+    if request.content_length is not None and request.content_length > PUBLIC_MAX_BYTES:
+        abort(413, description=f"a request is at most {PUBLIC_MAX_BYTES // 1024} KB")
+    request.max_content_length = PUBLIC_MAX_BYTES  # also bounds a body sent without Content-Length
+    with transaction(db.session):
+        prescriptions.throttle_public_request(db.session, client_address(), now_utc())
+
+
 def _guarded(view):
-    """Before anything is parsed: refuse big bodies (413) and count the request for the rate limit (429)."""
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if request.content_length is not None and request.content_length > PUBLIC_MAX_BYTES:
-            abort(413, description=f"a request is at most {PUBLIC_MAX_BYTES // 1024} KB")
-        request.max_content_length = PUBLIC_MAX_BYTES  # also bounds a body sent without Content-Length
-        with transaction(db.session):
-            prescriptions.throttle_public_request(db.session, client_address(), now_utc())
+        guard_public_request()
         return view(*args, **kwargs)
     return wrapped
 

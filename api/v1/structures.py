@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from api.auth import current_user
 from api.schemas import StructureOut, StructureQuery
@@ -17,7 +18,7 @@ bp = Blueprint("structures", __name__, url_prefix="/api/v1/structures", descript
 @bp.problems(401, 422)
 def list_structures(args):
     user = current_user()
-    query = select(Structure).order_by(Structure.id)
+    query = select(Structure).options(selectinload(Structure.coverage)).order_by(Structure.id)
     if user.role != "admin":
         query = query.where(or_(Structure.sensitive.is_(False), Structure.id == user.structure_id))
     if args.get("type"):

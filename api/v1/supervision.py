@@ -1,19 +1,16 @@
 """The overdue board: tasks and hand-offs past due, with age and escalation level.
 
 A supervisor sees their structure's; the Département pilot (a supervisor of
-the pilot structure) sees the whole territory, with initials only.
+the pilot structure) sees the whole territory, with initials only. The query
+is engine.supervision's, shared with the supervision pages.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from api.auth import current_user, roles_required
 from api.extensions import db
-from api.presenters import structures_by_id
 from api.schemas import OverdueOut, OverdueQuery
-from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, paginate
-from engine.models import Case, HumanTask, PathwayVersion
-from engine.people import Person
+from api.v1.common import CAPPED_TOTAL_COUNT, COUNT_CAP, Blueprint, engine_context, total_count_headers
+from engine import supervision
 
 bp = Blueprint("supervision", __name__, url_prefix="/api/v1/supervision", description="Supervision")
 
@@ -21,36 +18,22 @@ bp = Blueprint("supervision", __name__, url_prefix="/api/v1/supervision", descri
 @bp.get("/overdue")
 @roles_required("supervisor")
 @bp.arguments(OverdueQuery, location="query")
-@bp.response(200, OverdueOut(many=True), headers=TOTAL_COUNT)
+@bp.response(200, OverdueOut(many=True), headers=CAPPED_TOTAL_COUNT)
 @bp.problems(401, 403, 422)
 def overdue(args):
     user = current_user()
     now = engine_context().clock.now(db.session)
-    query = (select(HumanTask)
-             .where(HumanTask.state.in_(("open", "claimed")), HumanTask.due_at < now)
-             .order_by(HumanTask.due_at, HumanTask.id))
-    if not (user.structure is not None and user.structure.is_pilot):
-        query = query.where(HumanTask.structure_id == user.structure_id)
-    if args.get("structure"):
-        query = query.where(HumanTask.structure_id == args["structure"])
-    if args.get("pathway"):
-        query = query.join(Case, Case.id == HumanTask.case_id).join(
-            PathwayVersion, PathwayVersion.id == Case.pathway_version_id).where(PathwayVersion.key == args["pathway"])
-    tasks, headers = paginate(query, args)
-    structures = structures_by_id(db.session, [t.structure_id for t in tasks])
-    return [_row(t, structures, now) for t in tasks], 200, headers
+    filters = supervision.BoardFilters(
+        structure_id=args.get("structure"), pathway=args.get("pathway"), min_age_days=args["min_age_days"],
+        escalation_level=args.get("escalation_level"), hand_offs_only=args["hand_offs"])
+    total = supervision.count_overdue(db.session, user, now, filters, cap=COUNT_CAP)
+    rows = supervision.overdue_page(db.session, user, now, filters, page=args["page"], per_page=args["per_page"])
+    return [_out(row) for row in rows], 200, total_count_headers(total, COUNT_CAP)
 
 
-def _row(task: HumanTask, structures, now) -> dict:
-    case = db.session.get(Case, task.case_id)
-    person = db.session.get(Person, case.person_id) if case.person_id else None
-    key = db.session.scalar(select(PathwayVersion.key).where(PathwayVersion.id == case.pathway_version_id))
-    structure = structures.get(task.structure_id)
-    return {
-        "task_id": task.id, "case_id": task.case_id, "name": task.name, "pathway": key,
-        "structure": None if structure is None else {"id": structure.id, "name": structure.name,
-                                                     "type": structure.type},
-        "due_at": task.due_at, "age_days": round((now - task.due_at).total_seconds() / 86400, 1),
-        "escalation_level": task.escalation_level, "audience": task.audience,
-        "initials": f"{person.first_name[:1]}. {person.last_name[:1]}." if person else "",
-    }
+def _out(row: supervision.BoardRow) -> dict:
+    structure = None if row.structure_id is None else {
+        "id": row.structure_id, "name": row.structure_name, "type": row.structure_type}
+    return {"task_id": row.task_id, "case_id": row.case_id, "name": row.name, "pathway": row.pathway,
+            "structure": structure, "due_at": row.due_at, "age_days": row.age_days,
+            "escalation_level": row.escalation_level, "audience": row.audience, "initials": row.initials}

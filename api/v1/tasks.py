@@ -11,8 +11,8 @@ from api.extensions import db
 from api.presenters import structures_by_id, task_out
 from api.schemas import CaseOut, TaskAssign, TaskComplete, TaskDetail, TaskOut, TaskQuery
 from api.presenters import case_out
-from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, log_access, paginate
-from engine import access, cases, runtime
+from api.v1.common import CAPPED_TOTAL_COUNT, COUNT_CAP, Blueprint, engine_context, log_access, paginate
+from engine import access, cases, runtime, supervision
 from engine.db import transaction
 from engine.directory import User
 from engine.errors import NotFound
@@ -23,25 +23,27 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks
 
 @bp.get("")
 @bp.arguments(TaskQuery, location="query")
-@bp.response(200, TaskOut(many=True), headers=TOTAL_COUNT)
+@bp.response(200, TaskOut(many=True), headers=CAPPED_TOTAL_COUNT)
 @bp.problems(401, 422)
 def list_tasks(args):
     user = current_user()
     now = engine_context().clock.now(db.session)
-    query = select(HumanTask).where(HumanTask.case_id.in_(access.visible_cases(user).with_only_columns(Case.id)))
-    if args["scope"] == "mine":
-        owner = HumanTask.assignee if args["status"] == "open" else HumanTask.completed_by
-        query = query.where(owner == user.email)
+    if args["scope"] == "structure" and args["status"] == "open":
+        query = select(HumanTask).where(access.queue(user))
     else:
-        query = query.where(HumanTask.structure_id == user.structure_id)
-        if user.role != "supervisor":
-            query = query.where(HumanTask.audience == "referent")
-    states = ("open", "claimed") if args["status"] == "open" else ("completed",)
-    query = query.where(HumanTask.state.in_(states))
+        query = select(HumanTask).where(HumanTask.case_id.in_(access.visible_cases(user).with_only_columns(Case.id)))
+        if args["scope"] == "mine":
+            owner = HumanTask.assignee if args["status"] == "open" else HumanTask.completed_by
+            query = query.where(owner == user.email)
+        else:
+            query = query.where(HumanTask.structure_id == user.structure_id,
+                                HumanTask.audience.in_(access.audiences(user)))
+        query = query.where(HumanTask.state.in_(access.OPEN if args["status"] == "open" else ("completed",)))
     if args["overdue"]:
         query = query.where(HumanTask.due_at < now)
-    query = query.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
-    tasks, headers = paginate(query, args)
+    # NULLS LAST, not "due_at IS NULL" first: the partial indexes on open tasks give this order (no sort).
+    query = query.order_by(HumanTask.due_at.asc().nulls_last(), HumanTask.id)
+    tasks, headers = paginate(query, args, count_cap=COUNT_CAP)
     structures = structures_by_id(db.session, [t.structure_id for t in tasks])
     return [task_out(t, structures, now) for t in tasks], 200, headers
 
@@ -86,10 +88,7 @@ def assign(body, task_id: int):
         abort(403, description="only supervisors reassign tasks")
 
     def command(task: HumanTask, user: User) -> HumanTask:
-        target = db.session.get(User, body["user_id"])
-        if target is None or not target.active or target.structure_id != task.structure_id:
-            abort(422, description="the new assignee must be an active user of the task's structure")
-        return cases.assign_task(db.session, engine_context(), task.id, user=target.email, actor=user.email)
+        return supervision.reassign(db.session, engine_context(), task.id, assignee_id=body["user_id"], actor=user)
 
     return _task_command(task_id, "task.assign", command)
 

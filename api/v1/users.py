@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from api.auth import now_utc, roles_required
+from api.auth import current_user, now_utc, roles_required
 from api.extensions import db
 from api.presenters import user_out
 from api.schemas import Pagination, UserCreate, UserOut
 from api.v1.common import TOTAL_COUNT, Blueprint, paginate
-from engine import accounts
+from engine import user_admin
 from engine.db import transaction
 from engine.directory import User
 
@@ -17,12 +17,13 @@ bp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Users
 
 @bp.post("")
 @roles_required("admin")
-@bp.arguments(UserCreate)
+@bp.arguments(UserCreate, example={"email": "camille.durand@example.org", "name": "Camille Durand",
+                                   "password": "une phrase de passe assez longue", "role": "admin"})
 @bp.response(201, UserOut)
 @bp.problems(400, 401, 403, 413, 422)
 def create_user(body):
     with transaction(db.session):
-        user = accounts.create_user(db.session, now=now_utc(), **body)
+        user, _ = user_admin.create_user(db.session, actor=current_user(), now=now_utc(), **body)
     return user_out(user)
 
 
