@@ -229,6 +229,21 @@ def machine_busy_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds(db: Engine) -> dict[int, float] | None:
+    """{backend pid: CPU seconds so far} of this database's PostgreSQL backends (a server on this machine), else None."""
+    with db.connect() as connection:
+        pids = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return used
+
+
 class CpuMeter:
     """Cores used by this process and by the whole machine over a stretch of wall time."""
 
@@ -429,13 +444,17 @@ def throughput_child(url: str, index: int, n_cases: int, barrier, results, workf
     def phase(name: str, work) -> None:
         errors = {"conflict": 0, "error": 0, "first_error": None}
         barrier.wait()
+        backends = database_cpu_seconds(db)
         started, own, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
         cache = cache_counts(ctx)
         done = work(errors)
+        ended, own_cpu, machine_busy = time.perf_counter(), time.process_time() - own, machine_busy_seconds()
+        barrier.wait()  # every worker done, none gone: its backend's CPU is still there to read
         report["phases"][name] = {
-            "start": started, "end": time.perf_counter(), "done": done, **errors,
-            "own_cpu": time.process_time() - own, "machine_busy": (machine_busy_seconds(), machine),
+            "start": started, "end": ended, "done": done, **errors,
+            "own_cpu": own_cpu, "machine_busy": (machine_busy, machine),
             "cache": [now - before for now, before in zip(cache_counts(ctx), cache)],
+            "backends_cpu": (backends, database_cpu_seconds(db)),  # all backends of the database, not only ours
         }
 
     def attempt(errors, fn, *args) -> tuple[bool, object]:
@@ -526,6 +545,10 @@ def run_throughput(url: str, processes: int, n_cases: int, workflow_cache: int |
         done = sum(p["done"] for p in parts)
         first = parts[0]["machine_busy"]  # measured by worker 0 over its own stretch of the phase
         first_wall = parts[0]["end"] - parts[0]["start"]
+        # PostgreSQL's share: its backends' CPU from the first worker's start to the end of the phase.
+        before, after = min(parts, key=lambda p: p["start"])["backends_cpu"][0], parts[0]["backends_cpu"][1]
+        workers_cpu = sum(p["own_cpu"] for p in parts)
+        postgres_cpu = None if None in (before, after) else sum(t - before.get(pid, 0) for pid, t in after.items())
         out[name] = {
             "ops": done,
             "seconds": round(wall, 3),
@@ -533,8 +556,10 @@ def run_throughput(url: str, processes: int, n_cases: int, workflow_cache: int |
             "conflicts": sum(p["conflict"] for p in parts),
             "errors": sum(p["error"] for p in parts),
             "first_error": next((p["first_error"] for p in parts if p["first_error"]), None),
-            "workers_cores": round(sum(p["own_cpu"] for p in parts) / wall, 2),
+            "workers_cores": round(workers_cpu / wall, 2),
             "machine_cores": None if None in first else round((first[0] - first[1]) / first_wall, 2),
+            "cpu_ms_per_op": {"workers": round(workers_cpu / done * 1000, 2),
+                              "postgresql": None if postgres_cpu is None else round(postgres_cpu / done * 1000, 2)},
             "workflow_cache": {"hits": sum(p["cache"][0] for p in parts), "misses": sum(p["cache"][1] for p in parts)},
         }
     return out
@@ -572,6 +597,16 @@ def postgres_database(admin_url: str):
 
 
 # --- Report -----------------------------------------------------------------------------------
+
+
+def cpu_per_op(phase: dict) -> str:
+    """Workers' and PostgreSQL's CPU per operation, and the rate that CPU allows on the machine's cores."""
+    cpu = phase["cpu_ms_per_op"]
+    if cpu["postgresql"] is None:
+        return f"{cpu['workers']:.2f} ms in the workers (PostgreSQL's share not readable)"
+    total = cpu["workers"] + cpu["postgresql"]
+    return (f"{total:.2f} ms ({cpu['workers']:.2f} workers + {cpu['postgresql']:.2f} PostgreSQL)"
+            f" = {os.cpu_count() * 1000 / total:.0f}/s on {os.cpu_count()} idle cores")
 
 
 def print_report(figures: dict) -> None:
@@ -626,6 +661,7 @@ def print_report(figures: dict) -> None:
                   f" errors {e['errors']}")
             print(f"{'':<11} {'':<19} CPU (cores busy): engine workers {e['workers_cores']}, machine"
                   f" {e['machine_cores']} | floor workers {f['workers_cores']}, machine {f['machine_cores']}")
+            print(f"{'':<11} {'':<19} CPU per op: engine {cpu_per_op(e)} | floor {cpu_per_op(f)}")
             if kind == "complete":
                 c = e["workflow_cache"]
                 print(f"{'':<11} {'':<19} workflow cache: {c['hits']} hits, {c['misses']} misses"

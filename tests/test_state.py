@@ -33,10 +33,29 @@ def spiff_state_without_specs(workflow: BpmnWorkflow) -> str:
 
 
 def assert_same_as_spiff(workflow: BpmnWorkflow) -> None:
+    """Written as Spiff writes it; read back into the workflow Spiff reads back."""
     ours = StateSerializer().dump(workflow)
     assert json.dumps(json.loads(ours)) == spiff_state_without_specs(workflow)
     again = StateSerializer().load(ours, workflow.spec, workflow.subprocess_specs)
+    assert described(again) == described(SPIFF.deserialize_json(SPIFF.serialize_json(workflow)))
     assert StateSerializer().dump(again) == ours
+
+
+def described(workflow) -> dict:
+    """Everything a loaded workflow holds, in plain values: tasks, links, data, waiting events, subprocesses."""
+    def tasks(wf) -> dict:
+        return {str(t.id): (str(t._parent), [str(c) for c in t._children], t.state, t.task_spec.name, t.triggered,
+                            t.last_state_change, t.internal_data, t.data, type(t).__name__)
+                for t in wf.tasks.values()}
+
+    return {
+        "tasks": tasks(workflow), "root": str(workflow.task_tree.id), "data": workflow.data,
+        "last_task": str(workflow.last_task.id) if workflow.last_task else None,
+        "success": workflow.success, "completed": workflow.completed, "correlations": workflow.correlations,
+        "waiting": sorted(str(t.id) for t in workflow.event_manager.tasks.values()),
+        "subprocesses": {str(k): (tasks(sp), str(sp.task_tree.id), sp.data, str(sp.parent_task_id), sp.spec.name)
+                         for k, sp in workflow.subprocesses.items()},
+    }
 
 
 def golden(name: str) -> BpmnWorkflow:

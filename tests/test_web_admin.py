@@ -23,7 +23,7 @@ from engine.directory import Structure, StructureCoverage, User, user_by_email
 from engine.directory_io import export_structures
 from engine.models import HumanTask
 from tests.api_support import ADMIN, CD_REFERENT, CD_SUPERVISOR, DEMO_PASSWORD, DESIGNER, ML_REFERENT, PILOT, login
-from tests.test_web_support import csrf_token, post, sign_in, start_ml_exit, user_id, web_login
+from tests.test_web_support import csrf_token, post, sign_in, start_ml_exit, text, user_id, web_login
 from web.labels import PARIS
 
 ML_CENTRE = "Mission Locale Centre Essonne"
@@ -33,10 +33,6 @@ ADMIN_PAGES = ("/admin/utilisateurs", "/admin/utilisateurs/nouveau", "/admin/ann
                "/admin/journal", "/admin/journal?vue=administration")
 PASSWORD_SHOWN = re.compile(r'<code class="mot-de-passe" id="nouveau-mot-de-passe">([^<]+)</code>')
 GOOD_SIRET = "73282932000074"
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def as_admin(app):

@@ -12,7 +12,7 @@ from api.extensions import db
 from engine.models import PathwayVersion
 from engine.paths import BPMN_DIR
 from tests.api_support import ADMIN, DESIGNER, ML_REFERENT
-from tests.test_web_support import csrf_token, sign_in
+from tests.test_web_support import csrf_token, sign_in, text
 
 RELAIS = (BPMN_DIR / "passage-de-relais.bpmn").read_text(encoding="utf-8")
 ML = (BPMN_DIR / "jeune-sortant-mission-locale.bpmn").read_text(encoding="utf-8")
@@ -20,10 +20,6 @@ NO_LANE_TYPE = RELAIS.replace(' name="Département (pilote SPIE)" spie:structure
                               ' name="Département (pilote SPIE)"')
 TEN_DAYS = RELAIS.replace('<bpmn:timeDuration>"P15D"</bpmn:timeDuration>',
                           '<bpmn:timeDuration>"P10D"</bpmn:timeDuration>')
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from tests.test_web_support import (
     sign_in,
     start_entry_diagnostic,
     start_ml_exit,
+    text,
     user_id,
     web_login,
 )
@@ -31,10 +32,6 @@ FREINS = ("mobilite", "contraintes_familiales", "sante", "maitrise_langue", "log
           "difficulte_administrative")
 OTHER_ML_REFERENT = "referent.ml-nord-essonne@example.org"  # Mission Locale Nord Essonne: not on the case
 ML_COLLEAGUE = "referent2.ml-centre-essonne@example.org"
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def access_rows(app, case_id: int) -> list[tuple[str, str, str]]:

@@ -30,6 +30,7 @@ from tests.test_web_support import (
     sign_in,
     start_entry_diagnostic,
     start_ml_exit,
+    text,
     user_id,
 )
 
@@ -37,10 +38,6 @@ MDS_CENTRE = "Département de l'Essonne — MDS Centre"
 MDS_CENTRE_HTML = str(escape(MDS_CENTRE))  # as the pages write it: l&#39;Essonne
 ML_CENTRE = "Mission Locale Centre Essonne"
 CD_COLLEAGUE = "referent2.mds-centre@example.org"  # Chloé Dupont
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def rows_of(body: str) -> set[int]:

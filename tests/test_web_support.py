@@ -26,6 +26,10 @@ PREPARATION = {"date_sortie_prevue": "2026-03-01", "situation_sortie": "sans-sol
                "synthese": "Sortie sans solution à 26 ans : droits RSA à ouvrir."}
 
 
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
 def csrf_token(client, path: str = "/connexion") -> str:
     page = client.get(path)
     found = CSRF_FIELD.search(page.get_data(as_text=True))

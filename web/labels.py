@@ -170,12 +170,17 @@ _ENGINE_MESSAGES = [
 ]
 
 
-def engine_message(message: str) -> str:
-    for pattern, french in _ENGINE_MESSAGES:
+def translated(message: str, patterns: list[tuple[re.Pattern, str]], otherwise: str) -> str:
+    """The French of the first pattern found in an English ``message``, its named groups filled in; else ``otherwise``."""
+    for pattern, french in patterns:
         found = pattern.search(message)
         if found:
             return french.format(**found.groupdict())
-    return f"Le moteur a refusé l'action : {message}"
+    return otherwise
+
+
+def engine_message(message: str) -> str:
+    return translated(message, _ENGINE_MESSAGES, f"Le moteur a refusé l'action : {message}")
 
 
 _FIELD_MESSAGES = [
@@ -191,10 +196,7 @@ _FIELD_MESSAGES = [
 
 def field_message(message: str) -> str:
     """A field error of the engine (``{field, message}``) in French."""
-    for pattern, french in _FIELD_MESSAGES:
-        if pattern.search(message):
-            return french
-    return f"Valeur refusée : {message}"
+    return translated(message, _FIELD_MESSAGES, f"Valeur refusée : {message}")
 
 
 def role_label(user) -> str:

@@ -8,13 +8,13 @@ answered request is swapped in place; without it, the form posts and the page co
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from api.extensions import db
+from api.v1.prescriptions import visible_prescription
 from engine import prescriptions
 from engine.db import transaction
 from engine.directory import User
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, InvalidInput
 from engine.prescriptions import OPEN, REFUSAL_REASONS, STATES, Prescription
 from web import catalogue, labels, queries
 from web.common import engine_context, is_htmx, log_access, login_required, safe_next
@@ -61,7 +61,7 @@ def refuse(prescription_id: int):
 def _answer(prescription_id: int, action: str, command, success: str):
     """Accept or refuse; htmx gets the request's card back, a plain form the page (or a redirection)."""
     user = professional()
-    item = _visible(user, prescription_id, action)
+    item = visible_prescription(user, prescription_id, action)
     if not prescriptions.may_answer(user, item):
         abort(403, description="Seuls les référents et encadrants du prestataire répondent à cette demande.")
     errors = {}
@@ -110,17 +110,6 @@ def _waiting(user: User) -> int:
     """Requests received by the user's structure still awaiting an answer."""
     return queries.count(db.session, prescriptions.visible_prescriptions(user).where(
         Prescription.structure_id == user.structure_id, Prescription.state == OPEN))
-
-
-def _visible(user: User, prescription_id: int, action: str) -> Prescription:
-    """The prescription, or 404 (logged as denied) when the user may not see it."""
-    try:
-        return prescriptions.prescription_for(db.session, user, prescription_id)
-    except NotFound:
-        case_id = db.session.scalar(select(Prescription.case_id).where(Prescription.id == prescription_id))
-        with transaction(db.session):
-            log_access(user, case_id, action, outcome="denied", detail=f"prescription {prescription_id}")
-        raise
 
 
 def _form_errors(exc: InvalidInput) -> dict[str, str]:

@@ -170,7 +170,7 @@ def list_prescriptions(args):
 @bp.problems(401, 404)
 def get_prescription(prescription_id: int):
     user = current_user()
-    prescription = _visible(user, prescription_id, "prescription.read")
+    prescription = visible_prescription(user, prescription_id, "prescription.read")
     with transaction(db.session):
         log_access(user, prescription.case_id, "prescription.read", detail=f"prescription {prescription_id}")
     return prescriptions.prescription_out(db.session, prescription)
@@ -198,7 +198,7 @@ def refuse(body, prescription_id: int):
 
 def _answer(prescription_id: int, action: str, command) -> dict:
     user = current_user()
-    prescription = _visible(user, prescription_id, action)
+    prescription = visible_prescription(user, prescription_id, action)
     if not prescriptions.may_answer(user, prescription):
         abort(403, description="only the provider's référents and supervisors answer a prescription")
     with transaction(db.session):
@@ -214,8 +214,8 @@ def _professional():
     return user
 
 
-def _visible(user, prescription_id: int, action: str) -> Prescription:
-    """The prescription, or 404 (logged as denied) when the caller may not see it."""
+def visible_prescription(user, prescription_id: int, action: str) -> Prescription:
+    """The prescription, or 404 (logged as denied) when the caller may not see it; the web pages use it too."""
     try:
         return prescriptions.prescription_for(db.session, user, prescription_id)
     except NotFound:

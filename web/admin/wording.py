@@ -54,10 +54,7 @@ def account_errors(errors: list[dict]) -> dict[str, list[str]]:
 
 
 def conflict(message: str) -> str:
-    for pattern, french in _CONFLICTS:
-        if pattern.search(message):
-            return french
-    return labels.engine_message(message)
+    return labels.translated(message, _CONFLICTS, labels.engine_message(message))
 
 
 # ---------------------------------------------------------------- directory import (engine.directory_io)
@@ -93,11 +90,7 @@ _IMPORT_PATTERNS = [(re.compile(pattern), french) for pattern, french in _IMPORT
 
 
 def import_message(message: str) -> str:
-    for pattern, french in _IMPORT_PATTERNS:
-        found = pattern.search(message)
-        if found:
-            return french.format(**found.groupdict())
-    return f"Refusé : {message}"
+    return labels.translated(message, _IMPORT_PATTERNS, f"Refusé : {message}")
 
 
 # ---------------------------------------------------------------- logs
