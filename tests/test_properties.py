@@ -63,9 +63,11 @@ FIRST_NAMES = ("Inès", "Kévin", "Nadia", "Lina", "Yanis", "Sylvie")
 LAST_NAMES = ("Martin", "Lambert", "Haddad", "Benali")
 
 # Small in CI (the whole file well under 90 s on both databases); SPIE_PROPERTY_EXAMPLES=500 explores further.
+# Derandomized unless exploring: 15 random examples of a deep single case sometimes complete no task at
+# all, and CI must not pass or fail by chance.
 SETTINGS = settings(max_examples=int(os.environ.get("SPIE_PROPERTY_EXAMPLES", "15")),
                     stateful_step_count=int(os.environ.get("SPIE_PROPERTY_STEPS", "25")), deadline=None,
-                    database=None, print_blob=True,  # a CI failure prints the blob that replays it
+                    database=None, print_blob=True, derandomize="SPIE_PROPERTY_EXAMPLES" not in os.environ,  # a CI failure prints the blob that replays it
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -207,10 +209,13 @@ def make_machine(session_factory, ctx, directory: Directory, max_cases: int = MA
     class EngineMachine(RuleBasedStateMachine):
         """Commands of référents, supervisors, providers and the clock, in any order."""
 
-        @initialize()
-        def fresh_database(self):
+        @initialize(data=st.data(), key=st.sampled_from(sorted(PATHWAYS)), commune=st.sampled_from(COMMUNES),
+                    first=st.sampled_from(FIRST_NAMES), last=st.sampled_from(LAST_NAMES))
+        def fresh_database_with_a_case(self, data, key, commune, first, last):
+            """Every example has a case to work on from its first step."""
             reset_cases(session_factory)
             self.started = 0
+            self.start_case(data, key, commune, first, last)
 
         def attempt(self, name: str, command) -> None:
             try:
