@@ -22,7 +22,8 @@ creates and drops on ``--postgres-url`` / ``SPIE_BENCH_POSTGRES_URL``):
    does);
 3. the saved state size at mid-pathway;
 4. on PostgreSQL, throughput with P processes (case starts/s, task
-   completions/s), engine and specless floor, with the targets of the issue.
+   completions/s), engine and specless floor, with the targets of the issue,
+   and the CPU each operation costs the workers and the PostgreSQL backends.
 
 See bench/README.md for what each figure means and the latest figures.
 """
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -230,7 +232,7 @@ def machine_busy_seconds() -> float | None:
 
 
 def database_cpu_seconds(db: Engine) -> dict[int, float] | None:
-    """{backend pid: CPU seconds so far} of this database's PostgreSQL backends (a server on this machine), else None."""
+    """{backend pid: CPU seconds so far} of this database's PostgreSQL backends; None unless the server is local."""
     with db.connect() as connection:
         pids = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
     used = {}
@@ -242,6 +244,20 @@ def database_cpu_seconds(db: Engine) -> dict[int, float] | None:
             return None
         used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
     return used
+
+
+class GcMeter:
+    """CPU seconds this process spent in the garbage collector since it was made."""
+
+    def __init__(self) -> None:
+        self.seconds, self._started = 0.0, 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, _info) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
 
 
 class CpuMeter:
@@ -440,19 +456,21 @@ def throughput_child(url: str, index: int, n_cases: int, barrier, results, workf
     spec, subprocess_specs = parse_floor_spec()
     floor = Floor(db, "specless", spec, subprocess_specs, ctx.script_engine)
     report = {"index": index, "phases": {}}
+    collector = GcMeter()
 
     def phase(name: str, work) -> None:
         errors = {"conflict": 0, "error": 0, "first_error": None}
         barrier.wait()
         backends = database_cpu_seconds(db)
         started, own, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
-        cache = cache_counts(ctx)
+        cache, collecting = cache_counts(ctx), collector.seconds
         done = work(errors)
         ended, own_cpu, machine_busy = time.perf_counter(), time.process_time() - own, machine_busy_seconds()
+        gc_cpu = collector.seconds - collecting
         barrier.wait()  # every worker done, none gone: its backend's CPU is still there to read
         report["phases"][name] = {
             "start": started, "end": ended, "done": done, **errors,
-            "own_cpu": own_cpu, "machine_busy": (machine_busy, machine),
+            "own_cpu": own_cpu, "gc_cpu": gc_cpu, "machine_busy": (machine_busy, machine),
             "cache": [now - before for now, before in zip(cache_counts(ctx), cache)],
             "backends_cpu": (backends, database_cpu_seconds(db)),  # all backends of the database, not only ours
         }
@@ -559,6 +577,7 @@ def run_throughput(url: str, processes: int, n_cases: int, workflow_cache: int |
             "workers_cores": round(workers_cpu / wall, 2),
             "machine_cores": None if None in first else round((first[0] - first[1]) / first_wall, 2),
             "cpu_ms_per_op": {"workers": round(workers_cpu / done * 1000, 2),
+                              "garbage_collector": round(sum(p["gc_cpu"] for p in parts) / done * 1000, 2),
                               "postgresql": None if postgres_cpu is None else round(postgres_cpu / done * 1000, 2)},
             "workflow_cache": {"hits": sum(p["cache"][0] for p in parts), "misses": sum(p["cache"][1] for p in parts)},
         }
@@ -602,11 +621,12 @@ def postgres_database(admin_url: str):
 def cpu_per_op(phase: dict) -> str:
     """Workers' and PostgreSQL's CPU per operation, and the rate that CPU allows on the machine's cores."""
     cpu = phase["cpu_ms_per_op"]
+    workers = f"{cpu['workers']:.2f} workers (gc {cpu['garbage_collector']:.2f})"
     if cpu["postgresql"] is None:
-        return f"{cpu['workers']:.2f} ms in the workers (PostgreSQL's share not readable)"
+        return f"{workers}, PostgreSQL's share not readable"
     total = cpu["workers"] + cpu["postgresql"]
-    return (f"{total:.2f} ms ({cpu['workers']:.2f} workers + {cpu['postgresql']:.2f} PostgreSQL)"
-            f" = {os.cpu_count() * 1000 / total:.0f}/s on {os.cpu_count()} idle cores")
+    return (f"{total:.2f} ms = {workers} + {cpu['postgresql']:.2f} PostgreSQL"
+            f" -> {os.cpu_count() * 1000 / total:.0f}/s on {os.cpu_count()} idle cores")
 
 
 def print_report(figures: dict) -> None:
