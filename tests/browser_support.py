@@ -87,8 +87,8 @@ def check_page(page, name: str) -> None:
 
 
 def log_in(page, base: str, email: str, landing: str = "/taches") -> None:
-    """Log in through the login page; ``landing``: where the login leads (``/`` for designers and admins)."""
-    page.goto(f"{base}/connexion")
+    """Log in through the login page, asking to go to ``landing`` afterwards (as a link to a page does)."""
+    page.goto(f"{base}/connexion?suivant={landing}")
     page.get_by_label("Adresse électronique professionnelle").fill(email)
     page.get_by_label("Mot de passe").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Se connecter").click()

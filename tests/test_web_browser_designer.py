@@ -16,7 +16,7 @@ from api.extensions import db
 from engine.lint import SPIFF_NS
 from engine.models import PathwayVersion
 from tests.api_support import DEMO_PASSWORD, DESIGNER
-from tests.browser_support import browser, check_page, expect, live_server, page, skip_without_browser  # noqa: F401
+from tests.browser_support import browser, check_page, expect, live_server, log_in, page, skip_without_browser  # noqa: F401
 
 pytestmark = skip_without_browser
 
@@ -106,7 +106,7 @@ def test_every_pathway_survives_the_modeler_round_trip(page, live_server, seeded
     base = live_server
     with seeded.app_context():
         keys = list(db.session.scalars(select(PathwayVersion.key).order_by(PathwayVersion.key)))
-    sign_in_browser(page, base)
+    log_in(page, base, DESIGNER, landing="/parcours")
     for key in keys:
         page.goto(f"{base}/parcours/{key}/modeler")
         expect(page.locator("#modeleur[data-pret='oui']")).to_have_count(1, timeout=15000)
@@ -122,14 +122,6 @@ def test_every_pathway_survives_the_modeler_round_trip(page, live_server, seeded
             assert second.bpmn_xml != first.bpmn_xml, key  # really the modeler's export
             assert without_lines(second.meta) == without_lines(first.meta), key
             assert spiff_extensions(second.bpmn_xml) == spiff_extensions(first.bpmn_xml), key
-
-
-def sign_in_browser(page, base: str) -> None:
-    page.goto(f"{base}/connexion?suivant=/parcours")
-    page.get_by_label("Adresse électronique professionnelle").fill(DESIGNER)
-    page.get_by_label("Mot de passe").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}/parcours")
 
 
 def without_lines(meta: dict) -> dict:
@@ -150,7 +142,7 @@ def test_the_modeler_works_under_the_content_security_policy(browser, live_serve
         refused = []
         page.on("console", lambda message: refused.append(message.text)
                 if "Content Security Policy" in message.text else None)
-        sign_in_browser(page, live_server)
+        log_in(page, live_server, DESIGNER, landing="/parcours")
         page.goto(f"{live_server}/parcours/jeune-sortant-mission-locale/modeler")
         expect(page.locator("#modeleur[data-pret='oui']")).to_have_count(1, timeout=15000)
         page.get_by_label("Élément", exact=True).select_option("butee-26-ans")
