@@ -7,11 +7,13 @@ the views.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import wraps
 
-from flask import abort, g, request, session
+from flask import abort, current_app, g, request, session
 
 from api.extensions import db
 from engine.accounts import user_for_token
@@ -42,9 +44,21 @@ def resolve_user() -> User | None:
             user = user_for_token(db.session, token, now_utc())
         elif session.get("user_id"):
             user = db.session.get(User, session["user_id"])
-            user = user if user is not None and user.active else None
+            valid = user is not None and user.active and hmac.compare_digest(
+                session.get("password_stamp", ""), password_stamp(user))
+            user = user if valid else None
         g.user = user
     return g.user
+
+
+def password_stamp(user: User) -> str:
+    """What ties a web session to the password it was opened with: a new password closes the open sessions.
+
+    A keyed digest of the password's hash, so the cookie (signed, not encrypted) tells nothing of it.
+    """
+    key = current_app.secret_key
+    key = key if isinstance(key, bytes) else str(key).encode()
+    return hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def current_user() -> User:

@@ -77,7 +77,6 @@ class HumanTask(Base):
     __tablename__ = "human_task"
     __table_args__ = (
         UniqueConstraint("case_id", "task_uuid"),
-        Index("ix_human_task_inbox", "state", "lane", "due_at"),
         Index("ix_human_task_assignee", "assignee", "state"),
         # Open tasks only (migration 0005; bench/queries.py, docs/operations.md): a structure's queue and
         # overdue board, the pilot's overdue board, the visibility and case-page look-ups by case.
@@ -96,7 +95,7 @@ class HumanTask(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))  # indexed first by (case_id, task_uuid)
     task_uuid: Mapped[str] = mapped_column(String(36))
     bpmn_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(255))

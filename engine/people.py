@@ -51,7 +51,6 @@ class CareTeamMember(Base):
 
     __tablename__ = "care_team_member"
     __table_args__ = (
-        Index("ix_care_team_active", "case_id", "ended_at"),
         # The current members of a case, from the index alone (engine.access's visibility tests; migration 0007).
         Index("ix_care_team_current_case", "case_id", "structure_id", postgresql_where=text("ended_at IS NULL"),
               sqlite_where=text("ended_at IS NULL")),

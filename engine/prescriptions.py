@@ -388,10 +388,10 @@ def _waits_for_answer(session: Session, ctx: EngineContext, case_id: int) -> boo
     case = session.get(Case, case_id)
     if case is None or case.status != "active":
         return False
-    loaded = runtime.load_case(session, ctx, case_id)
-    return any(isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
-               and t.task_spec.event_definition.name == RESPONSE_MESSAGE
-               for t in loaded.workflow.get_tasks(state=TaskState.WAITING))
+    with runtime.reading(session, ctx, case_id) as loaded:
+        return any(isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+                   and t.task_spec.event_definition.name == RESPONSE_MESSAGE
+                   for t in loaded.workflow.get_tasks(state=TaskState.WAITING))
 
 
 # --- Self-requests (public, without account) ------------------------------------------------------

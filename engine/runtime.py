@@ -10,12 +10,13 @@ re-runs it later.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import insert
+from sqlalchemy import insert, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -71,6 +72,21 @@ def load_case(session: Session, ctx: EngineContext, case_id: int, *, lock: bool 
     if case is None:
         raise NotFound(f"case {case_id} does not exist")
     return load(session, ctx, case)
+
+
+@contextmanager
+def reading(session: Session, ctx: EngineContext, case_id: int) -> Iterator[LoadedCase]:
+    """The case's workflow for a read that changes nothing (a page, an API read, a check).
+
+    Afterwards the workflow goes to the cache of live workflows, keyed by the
+    row it was read from, so that the next command on the case skips parsing.
+    The caller must not change the workflow, its tasks or their data.
+    """
+    loaded = load_case(session, ctx, case_id)
+    yield loaded
+    case = loaded.case
+    if case.status == "active" and not inspect(case).modified:
+        ctx.workflows.give_back(case.id, CachedWorkflow(case.version, case.state, loaded.workflow, loaded.before))
 
 
 def load(session: Session, ctx: EngineContext, case: Case) -> LoadedCase:

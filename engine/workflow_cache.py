@@ -16,6 +16,11 @@ keep the cache invisible to correctness:
   commit or a session closed without commit leaves nothing behind;
 - only active cases are kept: an incident is reloaded from its saved state
   before a retry, a closed case is not worked on.
+
+A read that changes nothing (a task page, the case page) takes the workflow
+too, and gives it back when done (:func:`engine.runtime.reading`): parsed if it
+was not kept, so the command that usually follows (the form sent from that
+page) finds it.
 """
 from __future__ import annotations
 
@@ -72,16 +77,29 @@ class WorkflowCache:
         if self.capacity > 0:
             session.info.setdefault(_SAVED, {})[case_id] = (self, entry)
 
+    def give_back(self, case_id: int, entry: CachedWorkflow) -> None:
+        """Return a workflow that a reader took, or parsed, and did not change.
+
+        An entry kept for the case in the meantime (a command saved it) stays.
+        """
+        if self.capacity > 0:
+            with self._lock:
+                if case_id not in self._items:
+                    self._insert(case_id, entry)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
 
     def _put(self, case_id: int, entry: CachedWorkflow) -> None:
         with self._lock:
-            self._items[case_id] = entry
-            self._items.move_to_end(case_id)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._insert(case_id, entry)
+
+    def _insert(self, case_id: int, entry: CachedWorkflow) -> None:
+        self._items[case_id] = entry
+        self._items.move_to_end(case_id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
 
 
 @event.listens_for(Session, "after_commit")

@@ -74,7 +74,7 @@ def test_generate_loads_the_cases_with_copy(generated):
     with engine.connect() as connection:
         # Every secondary index and constraint came back after the load.
         assert connection.scalar(text("SELECT to_regclass('bench_deferred_ddl')")) is None
-        assert connection.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_human_task_inbox'")) == 1
+        assert connection.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_human_task_open_structure'")) == 1
         # Two territories, every task in a structure covering the person's commune or in a pilot's queue
         # (a prescription's own case has no commune: its tasks go to the offer's provider).
         misplaced = connection.scalar(text(

@@ -345,6 +345,8 @@ def test_resetting_a_password(client, seeded):
     admin = as_admin(seeded)
     target = user_id(seeded, CD_REFERENT)
     token = login(client, CD_REFERENT)
+    browser = client.application.test_client()
+    web_login(browser, CD_REFERENT)
     short = admin_post(admin, f"/admin/utilisateurs/{target}/mot-de-passe", {"password": "trop court"})
     assert short.status_code == 422 and field_error(text(short), "password").startswith("Au moins 12 caractères")
     assert client.get("/api/v1/tasks", headers=token).status_code == 200  # nothing changed
@@ -352,8 +354,11 @@ def test_resetting_a_password(client, seeded):
     reset = admin_post(admin, f"/admin/utilisateurs/{target}/mot-de-passe", {"password": ""})
     assert reset.status_code == 200
     password = PASSWORD_SHOWN.search(text(reset)).group(1)
-    assert "jetons d&#39;API sont révoqués" in text(reset)
+    assert "jetons d&#39;API sont révoqués et ses sessions fermées" in text(reset)
     assert client.get("/api/v1/tasks", headers=token).status_code == 401
+    assert browser.get("/taches").status_code == 302  # the page session opened with the old password is closed
+    web_login(browser, CD_REFERENT, password)
+    assert browser.get("/taches").status_code == 200
     assert client.post("/api/v1/auth/token", json={"email": CD_REFERENT, "password": DEMO_PASSWORD}).status_code == 401
     assert login(client, CD_REFERENT, password)
 

@@ -12,7 +12,7 @@ from api.extensions import db
 from engine.access import AccessLog
 from engine.accounts import LoginFailure
 from engine.db import transaction
-from engine.models import HumanTask
+from engine.models import Case, HumanTask
 from tests.api_support import ADMIN, CD_REFERENT, CD_SUPERVISOR, DESIGNER, ML_REFERENT, ML_SUPERVISOR
 from tests.test_web_support import (
     advance_time,
@@ -231,6 +231,29 @@ def test_task_form_errors_are_shown_beside_the_fields_and_values_kept(client, se
     actions = [(a, o) for a, o, _ in access_rows(client.application, ids["case_id"])]
     assert ("task.read", "allowed") in actions and ("task.complete", "allowed") in actions
 
+
+
+def test_pages_give_the_workflow_back_unchanged_for_the_form_sent_from_them(client, seeded):
+    """Task page, carnet, then the form: one parse of the case's state in all, and the pages change nothing."""
+    ids = start_ml_exit(seeded)
+    task, case_id = ids["designate_id"], ids["case_id"]
+    ctx = seeded.extensions["spie"]
+    ctx.workflows.clear()  # as in a web process that did not save the case last
+    sign_in(client, CD_REFERENT)
+    post(client, f"/taches/{task}/prendre")
+    colleague = client.application.test_client()
+    sign_in(colleague, ML_REFERENT)
+    hits, misses = ctx.workflows.hits, ctx.workflows.misses
+
+    assert client.get(f"/taches/{task}").status_code == 200  # parses the state, keeps the workflow
+    assert colleague.get(f"/dossiers/{case_id}").status_code == 200
+    with seeded.app_context():
+        saved = db.session.get(Case, case_id).state
+    kept = ctx.workflows._items[case_id]
+    assert kept.state == saved and ctx.serializer.dump(kept.workflow) == saved
+    done = post(client, f"/taches/{task}", {"referent_email": CD_REFERENT, "date_designation": "06/01/2026"})
+    assert done.status_code == 303
+    assert (ctx.workflows.hits, ctx.workflows.misses) == (hits + 2, misses + 1)
 
 
 # ---------------------------------------------------------------- the carnet

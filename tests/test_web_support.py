@@ -13,6 +13,7 @@ import re
 
 from sqlalchemy import select
 
+from api.auth import password_stamp
 from api.extensions import db
 from engine import cases, simulation
 from engine.db import make_session_factory, transaction
@@ -47,10 +48,12 @@ def web_login(client, email: str, password: str = DEMO_PASSWORD):
 
 def sign_in(client, email: str) -> None:
     """What a successful login leaves in the session, without the password check."""
-    uid = user_id(client.application, email)
+    with client.application.test_request_context():
+        user = user_by_email(db.session, email)
+        uid, stamp = user.id, password_stamp(user)
     with client.session_transaction() as session:
         session.clear()
-        session["user_id"] = uid
+        session["user_id"], session["password_stamp"] = uid, stamp
 
 
 def post(client, path: str, data: dict | None = None, **kwargs):

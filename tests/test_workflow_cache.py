@@ -4,10 +4,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from engine import cases, pathways
+from engine import cases, pathways, runtime
 from engine.clock import DatabaseClock
 from engine.consistency import check_database
 from engine.context import EngineContext
@@ -216,3 +217,46 @@ def test_the_cache_is_bounded_and_gives_an_entry_once():
     session = Session()
     WorkflowCache(capacity=0).keep_on_commit(session, 1, entry)
     assert session.info == {}
+
+
+def read(session_factory, ctx, case_id: int) -> list[str]:
+    """What a task page does with the workflow: read it, change nothing."""
+    with session_factory() as session, runtime.reading(session, ctx, case_id) as loaded:
+        return sorted(t.task_spec.bpmn_id for t in loaded.workflow.get_tasks(state=TaskState.READY))
+
+
+def test_a_page_read_between_two_commands_gives_the_workflow_back(session_factory, ctx):
+    deploy_fixture(session_factory, ctx, "simple.bpmn")
+    case_id = start(session_factory, ctx, "simple")
+    [first] = open_tasks(session_factory, case_id)
+    hits, misses = ctx.workflows.hits, ctx.workflows.misses
+    assert read(session_factory, ctx, case_id) == ["first"]
+    assert read(session_factory, ctx, case_id) == ["first"]
+    complete(session_factory, ctx, first.id, {"note": "vu", "approved": True})
+    assert (ctx.workflows.hits, ctx.workflows.misses) == (hits + 3, misses)
+
+    ctx.workflows.clear()  # another process saved it, or this one restarted: the read parses it and keeps it
+    [second] = open_tasks(session_factory, case_id)
+    assert read(session_factory, ctx, case_id) == ["second"]
+    complete(session_factory, ctx, second.id, {"note": "fini"})
+    assert (ctx.workflows.hits, ctx.workflows.misses) == (hits + 4, misses + 1)
+    assert read(session_factory, ctx, case_id) == [] and len(ctx.workflows) == 0  # closed: not kept
+    assert_consistent(session_factory, ctx)
+
+
+def test_a_read_that_fails_keeps_nothing_and_a_newer_save_wins(session_factory, ctx):
+    deploy_fixture(session_factory, ctx, "simple.bpmn")
+    case_id = start(session_factory, ctx, "simple")
+    with pytest.raises(Boom), session_factory() as session, runtime.reading(session, ctx, case_id):
+        raise Boom
+    assert len(ctx.workflows) == 0
+
+    [first] = open_tasks(session_factory, case_id)
+    with session_factory() as session, runtime.reading(session, ctx, case_id) as stale:
+        complete(session_factory, ctx, first.id, {"note": "vu", "approved": True})  # saved while the page reads
+        kept = ctx.workflows._items[case_id]
+    assert ctx.workflows._items[case_id] is kept and kept.workflow is not stale.workflow
+    [second] = open_tasks(session_factory, case_id)
+    assert complete(session_factory, ctx, second.id, {"note": "fini"}).status == "closed"
+    assert_consistent(session_factory, ctx)
+

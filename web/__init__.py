@@ -14,7 +14,8 @@ child blueprint:
   (simulated time), ``web.vendor`` (front-end libraries from ``node_modules``).
 
 The access rules are the API's (:mod:`engine.access`), and so is the login:
-``session["user_id"]`` is what :func:`api.auth.resolve_user` reads.
+``session["user_id"]`` (with the stamp of the password it was opened with) is what
+:func:`api.auth.resolve_user` reads.
 """
 from __future__ import annotations
 

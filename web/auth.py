@@ -1,9 +1,10 @@
-"""Connexion and déconnexion: a signed session cookie holding ``user_id`` (read by api.auth.resolve_user)."""
+"""Connexion and déconnexion: a signed session cookie holding ``user_id`` and the password's stamp
+(read by api.auth.resolve_user)."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
-from api.auth import client_address, now_utc
+from api.auth import client_address, now_utc, password_stamp
 from api.extensions import db
 from engine import accounts
 from engine.access import CASE_ROLES
@@ -40,6 +41,7 @@ def login_post():
         return render_template("connexion.html", email=email, error=WRONG, suivant=target), 401
     session.clear()
     session["user_id"] = user.id
+    session["password_stamp"] = password_stamp(user)
     csrf.renew()
     return redirect(safe_next(target, landing(user)), code=303)
 

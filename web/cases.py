@@ -2,6 +2,7 @@
 pathway diagram, history."""
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import datetime
 from itertools import combinations
 from uuid import UUID
@@ -39,17 +40,18 @@ def show(case_id: int):
         log_access(user, case_id, "case.read")
     current = now()
     out = case_out(db.session, case, current)
-    loaded = runtime.load_case(db.session, engine_context(), case_id)
+    with runtime.reading(db.session, engine_context(), case_id) as loaded:
+        found = diagnostic(user, loaded, case)
+        markers = diagram_markers(loaded, case)
     version = db.session.get(PathwayVersion, case.pathway_version_id)
     person = db.session.get(Person, case.person_id) if case.person_id else None
     commune = db.session.get(Commune, case.commune_insee) if case.commune_insee else None
-    found = diagnostic(user, loaded, case)
     return render_template(
         "dossier.html", case=out, pathway_name=version.name or version.key, person=person, commune=commune,
         age=labels.age(person.birth_date if person else None, current), now=current,
         team=care_team(out["care_team"], case, current), open_tasks=open_tasks(user, out["open_tasks"]),
         timeline=timeline(out["timeline"]), diagnostic=found, offers=offers_section(case, found),
-        markers=diagram_markers(loaded, case),
+        markers=markers,
     )
 
 
@@ -198,7 +200,10 @@ def _diagnostic_data(loaded, row: HumanTask, schema: dict) -> dict:
     if not candidates:  # history compacted: the latest task that carries the diagnostic's data
         candidates = sorted((t for t in projection.all_tasks(loaded.workflow) if "date_diagnostic" in t.data),
                             key=lambda t: t.last_state_change, reverse=True)[:1]
-    return {k: candidates[0].data[k] for k in fields if k in candidates[0].data} if candidates else {}
+    if not candidates:
+        return {}
+    # A copy: the workflow goes back to the cache of live workflows as it was read.
+    return deepcopy({k: candidates[0].data[k] for k in fields if k in candidates[0].data})
 
 
 def diagram_markers(loaded, case: Case) -> dict:

@@ -156,8 +156,8 @@ def case_context(user: User, action: str) -> ForCase | None:
     case = visible_case(user, int(raw), action)
     person = db.session.get(Person, case.person_id) if case.person_id else None
     commune = db.session.get(Commune, case.commune_insee) if case.commune_insee else None
-    loaded = runtime.load_case(db.session, engine_context(), case.id)
-    found = diagnostic(user, loaded, case)
+    with runtime.reading(db.session, engine_context(), case.id) as loaded:
+        found = diagnostic(user, loaded, case)
     return ForCase(case=case, person=f"{person.first_name} {person.last_name}" if person else f"dossier {case.id}",
                    commune=case.commune_insee, commune_name=commune.name if commune else None,
                    barriers=found["barriers"] if found else [], task=_task(case))

@@ -1,6 +1,7 @@
 """The inbox: list, read, claim, release, assign (supervisors) and complete tasks."""
 from __future__ import annotations
 
+from copy import deepcopy
 from uuid import UUID
 
 from flask import abort
@@ -55,12 +56,13 @@ def get_task(task_id: int):
     user = current_user()
     task = _task_for(user, task_id, "task.read")
     ctx = engine_context()
-    loaded = runtime.load_case(db.session, ctx, task.case_id)
-    schema = loaded.pathway.forms.get(task.form_key) if task.form_key else None
+    with runtime.reading(db.session, ctx, task.case_id) as loaded:
+        schema = loaded.pathway.forms.get(task.form_key) if task.form_key else None
+        data = _form_data(loaded, task, schema)
     with transaction(db.session):
         log_access(user, task.case_id, "task.read", detail=str(task_id))
     out = task_out(task, structures_by_id(db.session, [task.structure_id]), ctx.clock.now(db.session))
-    return {**out, "form_schema": schema, "data": _form_data(loaded, task, schema)}
+    return {**out, "form_schema": schema, "data": data}
 
 
 @bp.post("/<id:task_id>/claim")
@@ -139,4 +141,5 @@ def _form_data(loaded, task: HumanTask, schema: dict | None) -> dict:
         return {}
     spiff_task = loaded.workflow.get_task_from_id(UUID(task.task_uuid))
     fields = (schema.get("properties") or {}).keys()
-    return {k: spiff_task.data[k] for k in fields if spiff_task is not None and k in spiff_task.data}
+    # A copy: the workflow goes back to the cache of live workflows as it was read.
+    return deepcopy({k: spiff_task.data[k] for k in fields if spiff_task is not None and k in spiff_task.data})

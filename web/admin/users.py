@@ -137,7 +137,7 @@ def reset_password(user_id: int):
     except InvalidInput as exc:
         return render_template("admin/utilisateur.html", **_user_page(
             user, errors=wording.account_errors(exc.errors))), 422
-    flash(f"Mot de passe de {user.name} réinitialisé ; ses jetons d'API sont révoqués.", "succes")
+    flash(f"Mot de passe de {user.name} réinitialisé ; ses jetons d'API sont révoqués et ses sessions fermées.", "succes")
     return render_template("admin/utilisateur.html", **_user_page(user, new_password=generated))
 
 
