@@ -123,12 +123,11 @@ class Timer(Base):
 
     __tablename__ = "timer"
     __table_args__ = (
-        UniqueConstraint("case_id", "task_uuid"),
-        Index("ix_timer_state_due", "state", "due_at"),
+        UniqueConstraint("case_id", "task_uuid"),  # also the index by case (the only way timer rows are read)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
     task_uuid: Mapped[str] = mapped_column(String(36))
     bpmn_id: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(12))  # date, duration, cycle
