@@ -107,28 +107,47 @@ def write_versioned(session: Session, obj: Base, **values) -> None:
     same through the unit of work, which costs several times the statement: the
     engine's commands use this for the rows they write on every call.
     """
-    state = inspect(obj)
-    mapper = state.mapper
-    version_key = mapper.get_property_by_column(mapper.version_id_col).key
-    changes = {key: state.dict[key] for key in state.committed_state}
-    if not all(key in mapper.column_attrs for key in changes):  # a relationship changed: let the ORM do it
+    changes = versioned_changes(obj, values)
+    if changes is None:  # a relationship changed: let the ORM do it
         for key, value in values.items():
             setattr(obj, key, value)
         session.flush()
         return
-    changes.update(values)
-    version = state.dict[version_key]
-    changes[version_key] = version + 1
+    state = inspect(obj)
+    mapper = state.mapper
     statement = _versioned_updates.get(mapper.local_table)
     if statement is None:
         statement = _versioned_updates[mapper.local_table] = _versioned_update(mapper)
     params = {mapper.column_attrs[key].columns[0].key: value for key, value in changes.items()}
+    version = state.dict[_version_key(mapper)]
     result = session.execute(statement, {**params, "_id": state.identity[0], "_version": version})
     if result.rowcount != 1:
         raise Conflict(f"{mapper.local_table.name} {state.identity[0]} was changed by someone else at the same"
                        " time; reload and try again")
+    mark_written(obj, changes)
+
+
+def versioned_changes(obj: Base, values: dict) -> dict | None:
+    """``values``, the object's pending changes and its next version, by attribute; None if a relationship changed."""
+    state = inspect(obj)
+    mapper = state.mapper
+    changes = {key: state.dict[key] for key in state.committed_state}
+    if not all(key in mapper.column_attrs for key in changes):
+        return None
+    changes.update(values)
+    version_key = _version_key(mapper)
+    changes[version_key] = state.dict[version_key] + 1
+    return changes
+
+
+def mark_written(obj: Base, changes: dict) -> None:
+    """The object as if just loaded with ``changes`` (by attribute): a flush will not write them again."""
     for key, value in changes.items():
         set_committed_value(obj, key, value)
+
+
+def _version_key(mapper) -> str:
+    return mapper.get_property_by_column(mapper.version_id_col).key
 
 
 def insert_now(session: Session, obj: Base) -> None:

@@ -32,7 +32,6 @@ _timers = Timer.__table__.c
 _WAITING_TIMERS = update(Timer.__table__).where(
     _timers.case_id == bindparam("of_case"), _timers.task_uuid.in_(bindparam("task_uuids", expanding=True)),
     _timers.state == "waiting")
-_CANCEL_TIMERS = _WAITING_TIMERS.values(state="cancelled")
 _FIRE_TIMERS = _WAITING_TIMERS.values(
     state="fired", fired_count=_timers.fired_count + 1, last_fired_at=bindparam("now", type_=UTCDateTime),
 ).returning(_timers.id, _timers.bpmn_id, _timers.due_at)
@@ -71,7 +70,7 @@ def sync(session: Session, loaded: LoadedCase, now: datetime, actor: str) -> dat
     The rows mirror the state saved in the same transaction, so only what
     changed since the load is read or written: usually nothing is read.  Timer
     transitions are written here with prepared Core statements; new rows go to
-    ``loaded.new_tasks``/``new_timers``, which save() writes.  What the command
+    ``loaded.rows`` (with the timers to cancel), which save() writes.  What the command
     changed through the ORM (care team, a cancelled task) is flushed by the
     first query that needs it.
     """
@@ -104,7 +103,7 @@ def _sync_human_tasks(session, loaded: LoadedCase, before: Snapshot, after: Snap
             loaded.record("task_unassigned", actor, now, task=task, reason=unassigned_reason)
         if row["escalation_level"]:
             _escalate(session, case.id, row["escalation_level"])  # the case's earlier rows, not these new ones
-    loaded.new_tasks.extend(created)
+    loaded.rows.tasks.extend(created)
 
 
 def _rows(session: Session, model, case_id: int, task_uuids) -> list:
@@ -152,8 +151,7 @@ def _sync_timers(session, loaded: LoadedCase, before: Snapshot, after: Snapshot,
     fired = [uuid for uuid in ended if _completed(loaded.workflow, uuid)]
     cancelled = [uuid for uuid in ended if uuid not in fired]
     case_id = loaded.case.id
-    if cancelled:
-        session.execute(_CANCEL_TIMERS, {"of_case": case_id, "task_uuids": cancelled})
+    loaded.rows.cancelled_timers.extend(cancelled)
     if fired:
         rows = session.execute(_FIRE_TIMERS, {"of_case": case_id, "task_uuids": fired, "now": now}).all()
         for row in sorted(rows):
@@ -171,7 +169,7 @@ def _sync_timers(session, loaded: LoadedCase, before: Snapshot, after: Snapshot,
         task = loaded.workflow.get_task_from_id(UUID(task_uuid))
         created.append({"case_id": case_id, "task_uuid": task_uuid, "bpmn_id": task.task_spec.bpmn_id,
                         "kind": _timer_kind(_timer_of(task)), "due_at": due, "state": "waiting", "fired_count": 0})
-    loaded.new_timers.extend(created)
+    loaded.rows.timers.extend(created)
 
 
 def _completed(workflow, task_uuid: str) -> bool:

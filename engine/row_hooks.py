@@ -1,7 +1,7 @@
 """Listeners to the rows a command writes, for modules that follow the engine's cases.
 
 The engine writes a command's new ``human_task`` and ``case_event`` rows with
-Core statements (:func:`engine.runtime.save`), so they never pass through the
+Core statements (:mod:`engine.case_writes`), so they never pass through the
 session's ``before_flush``.  A module that reacts to them (engine.prescriptions
 follows its lifecycle cases) registers here.  A listener runs in the command's
 transaction just before the rows are written, gets their values as dicts (the

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import insert, inspect
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -24,12 +24,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefi
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine import care_team, projection, row_hooks, task_effects
+from engine import care_team, case_writes, projection, task_effects
+from engine.case_writes import SavedRows
 from engine.clock import workflow_time
 from engine.context import EngineContext
-from engine.db import insert_now, write_versioned
 from engine.errors import Conflict, EngineError, NotFound
-from engine.models import Case, CaseEvent, HumanTask, Timer
+from engine.models import Case, HumanTask
 from engine.spec_cache import LoadedPathway
 from engine.state import compact
 from engine.workflow_cache import CachedWorkflow
@@ -46,13 +46,10 @@ class LoadedCase:
     session: Session
     before: projection.Snapshot = field(default_factory=projection.Snapshot)  # as the projections have it
     task_rows: dict[str, HumanTask] = field(default_factory=dict)  # human_task rows the command holds, by uuid
-    # Rows save() inserts, one statement per table: case_event, human_task, timer (column values).
-    events: list[dict] = field(default_factory=list)
-    new_tasks: list[dict] = field(default_factory=list)
-    new_timers: list[dict] = field(default_factory=list)
+    rows: SavedRows = field(default_factory=SavedRows)  # what save() writes besides the case row
 
     def record(self, kind: str, actor: str, at: datetime, *, task=None, bpmn_id=None, **summary) -> None:
-        self.events.append({
+        self.rows.events.append({
             "case_id": self.case.id,
             "at": at,
             "actor": actor,
@@ -129,13 +126,8 @@ def settle(loaded: LoadedCase, now: datetime, action: Callable[[], None] | None 
     return True
 
 
-_INSERT_TASKS = insert(HumanTask.__table__)
-_INSERT_TIMERS = insert(Timer.__table__)
-_INSERT_EVENTS = insert(CaseEvent.__table__)
-
-
 def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime, actor: str) -> None:
-    """Project tasks and timers, compact, serialize; a stale version is a conflict.
+    """Project tasks and timers, compact, serialize, write (engine.case_writes); a stale version is a conflict.
 
     The last thing a command does with its workflow: an active case's workflow
     is kept in memory for the next command once the transaction commits.
@@ -151,31 +143,13 @@ def save(session: Session, ctx: EngineContext, loaded: LoadedCase, now: datetime
         care_team.leave_structure(session, case.id, None, now, "case-closed", actor)
         loaded.record("case_closed", actor, now, exit_reason=case.exit_reason)
     try:
-        if case.id is None:  # a new case not inserted yet (see cases.start_case): one INSERT with its state
-            _insert_case(session, loaded, values)
-        else:
-            write_versioned(session, case, **values)
-        row_hooks.notify(session, loaded.new_tasks, loaded.events)
-        session.flush()  # what else the command changed through the ORM (care team, timeline...)
+        case_writes.write(session, case, values, loaded.rows)
     except StaleDataError as exc:
         raise Conflict(f"case {case.id} was changed by someone else; reload and try again") from exc
-    # After the flush: timeline rows the command added to the session come first, as they happened.
-    for statement, rows in ((_INSERT_TASKS, loaded.new_tasks), (_INSERT_TIMERS, loaded.new_timers),
-                            (_INSERT_EVENTS, loaded.events)):
-        if rows:  # one row: a plain execute, cheaper than an executemany of one
-            session.execute(statement, rows[0] if len(rows) == 1 else rows)
-    loaded.new_tasks, loaded.new_timers, loaded.events = [], [], []
+    loaded.rows = SavedRows()
     if case.status == "active":
         ctx.workflows.keep_on_commit(session, case.id,
                                      CachedWorkflow(case.version, case.state, workflow, loaded.before))
-
-
-def _insert_case(session: Session, loaded: LoadedCase, values: dict) -> None:
-    for key, value in values.items():
-        setattr(loaded.case, key, value)
-    insert_now(session, loaded.case)
-    for row in [*loaded.events, *loaded.new_tasks, *loaded.new_timers]:  # recorded before the case had an id
-        row["case_id"] = loaded.case.id
 
 
 def _open_incident(loaded: LoadedCase, exc: Exception, now: datetime, actor: str) -> None:

@@ -197,12 +197,12 @@ class StateSerializer:
 
 
 def tree_depth(workflow: BpmnWorkflow) -> int:
-    depth, stack = 0, [(workflow.task_tree, 1)]
-    while stack:
-        task, level = stack.pop()
-        depth = max(depth, level)
-        stack.extend((child, level + 1) for child in task.children)
-    return depth
+    """Levels of the task tree, walked level by level on task ids (every save of a large tree asks)."""
+    tasks, level, frontier = workflow.tasks, 0, [workflow.task_tree.id]
+    while frontier:
+        level += 1
+        frontier = [child for task_id in frontier for child in tasks[task_id]._children]
+    return level
 
 
 def compact(workflow: BpmnWorkflow, threshold: int = COMPACTION_DEPTH) -> int:
