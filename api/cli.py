@@ -19,6 +19,7 @@ from engine.demo import DEMO_PASSWORD, deploy_pathways, set_demo_passwords
 from engine.directory_io import seed_demo
 from engine.db import transaction
 from engine.errors import EngineError
+from engine.gc_policy import tune_for_service
 from engine.schema import create_revision, upgrade_database
 from engine.timers import fire_due_timers
 
@@ -209,6 +210,7 @@ def worker(interval: float, once: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     factory, ctx = session_factory(), engine_context()
+    tune_for_service()
     while not stop.is_set():
         try:
             count = fire_due_timers(factory, ctx)
@@ -240,6 +242,7 @@ def _serve(host: str, port: int, *, timers: bool) -> None:
 
     app = current_app._get_current_object()
     scheduler = start_timer_scheduler(app) if timers else None
+    tune_for_service()
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:

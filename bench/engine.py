@@ -70,6 +70,7 @@ from engine.clock import FIRING_EPSILON, SystemClock, workflow_time  # noqa: E40
 from engine.context import EngineContext  # noqa: E402
 from engine.db import make_engine, make_session_factory, transaction  # noqa: E402
 from engine.errors import Conflict  # noqa: E402
+from engine.gc_policy import tune_for_service  # noqa: E402
 from engine.models import Case, HumanTask  # noqa: E402
 from engine.schema import upgrade_database  # noqa: E402
 from engine.state import StateSerializer  # noqa: E402
@@ -424,6 +425,7 @@ def run_latency(url: str, n_cases: int, warmup: int, profile: Path | None = None
                   for side, variant in (("floor", "specless"), ("full", "full"))}
         # Whole cases, not timed: fill the spec cache, the connection pool, SQLAlchemy's statement cache.
         latency_round(session_factory, ctx, floors, warmup, None)
+        tune_for_service()  # as `spie serve`, `spie worker` and gunicorn's workers do once ready
         samples, sizes = Samples(), {}
         started, meter, cache_before = time.perf_counter(), CpuMeter(), cache_counts(ctx)
         latency_round(session_factory, ctx, floors, n_cases, samples, sizes)
@@ -526,6 +528,7 @@ def throughput_child(url: str, index: int, n_cases: int, barrier, results, workf
             case_id = engine_start(session_factory, ctx)
             engine_complete(session_factory, ctx, open_task_ids(session_factory, [case_id])[case_id], form_data(1))
             floor.complete(floor.start(), form_data(1))
+        tune_for_service()
         phase("engine_start", engine_starts)
         phase("engine_complete", engine_completes)
         phase("floor_start", floor_starts)
