@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, bindparam, create_engine, event, insert, inspect, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -85,7 +86,11 @@ def transaction(session: Session) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error.
 
     A lost optimistic-locking race (a version column that moved under us,
-    detected at any flush) becomes :class:`~engine.errors.Conflict`.
+    detected at any flush) becomes :class:`~engine.errors.Conflict`, and so does
+    a transaction PostgreSQL chose to abort to break a deadlock or a
+    serialization failure (say a completion and a timer firing on the same case,
+    each holding a row the other needs): nothing of it was written, trying again
+    works.
     """
     try:
         yield session
@@ -93,9 +98,18 @@ def transaction(session: Session) -> Iterator[Session]:
     except StaleDataError as exc:
         session.rollback()
         raise Conflict("this record was changed by someone else at the same time; reload and try again") from exc
+    except DBAPIError as exc:
+        session.rollback()
+        if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            raise Conflict("this record was being changed by someone else at the same time; try again") from exc
+        raise
     except BaseException:
         session.rollback()
         raise
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was aborted, not refused.
+RETRYABLE_SQLSTATES = ("40P01", "40001")
 
 
 def write_versioned(session: Session, obj: Base, **values) -> None:

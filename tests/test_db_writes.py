@@ -1,6 +1,7 @@
 """engine.db.write_versioned and insert_now write a row as the ORM's flush would, in one statement."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -68,3 +69,38 @@ def test_insert_now_sends_what_was_set_and_leaves_the_rest_null(session_factory,
         stored = session.get(Case, case.id)
         assert (stored.status, stored.version, stored.updated_at) == ("active", 2, SIMULATION_START + timedelta(days=1))
         assert session.scalar(select(func.count()).where(Case.id == case.id, Case.incident.is_(None))) == 1
+
+
+def test_a_deadlock_is_a_conflict_and_writes_nothing(db_engine, session_factory, task_id):
+    """Two transactions each holding a row the other wants: PostgreSQL aborts one, which the caller sees as a
+    conflict to try again; the other goes through."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite locks the whole database: no deadlock between rows")
+    with session_factory() as session:
+        case_id = session.get(HumanTask, task_id).case_id
+    both_hold = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def work(name: str, first, second) -> None:
+        try:
+            with session_factory() as session, transaction(session):
+                session.execute(first)
+                both_hold.wait(timeout=10)
+                session.execute(second)
+            outcomes[name] = "committed"
+        except Conflict as exc:
+            outcomes[name] = exc
+
+    touch_task = update(HumanTask).where(HumanTask.id == task_id).values(escalation_level=HumanTask.escalation_level + 1)
+    touch_case = update(Case).where(Case.id == case_id).values(exit_reason="emploi")
+    threads = [threading.Thread(target=work, args=("task first", touch_task, touch_case)),
+               threading.Thread(target=work, args=("case first", touch_case, touch_task))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(str(v) if isinstance(v, str) else "conflict" for v in outcomes.values()) == ["committed", "conflict"]
+    [conflict] = [v for v in outcomes.values() if isinstance(v, Conflict)]
+    assert "try again" in str(conflict)
+    with session_factory() as session:
+        assert session.get(HumanTask, task_id).escalation_level == 1  # once: the aborted transaction wrote nothing
