@@ -10,7 +10,9 @@ from flask_sqlalchemy import SQLAlchemy
 from api.schemas import ProblemOut
 from engine.db import Base
 
-db = SQLAlchemy(model_class=Base)
+# A request's session keeps what it read and wrote after a commit, as the engine's sessions do: a
+# response built after the command's commit (the case, its tasks) would otherwise reload every object.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
