@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from engine.directory import STRUCTURE_TYPES, Structure, normalize_structure_type, pilot_structure, structures_covering
+from engine.directory import STRUCTURE_TYPES, Structure, StructureCoverage, User, normalize_structure_type, pilot_structure
 from engine.errors import InvalidInput
 from engine.people import CareTeamMember
 
@@ -45,26 +45,27 @@ def assign(session: Session, *, case, lane_types: list[str], audience: str) -> A
         return Assignment(None)
     if audience == "pilot":
         return _to_pilot(session, None)
-    structure = _covering(session, lane_types, case.commune_insee)
-    if structure is None:
+    structure_id = _covering(session, lane_types, case.commune_insee)
+    if structure_id is None:
         wanted = " or ".join(lane_types) or "(none)"
         return _to_pilot(session, f"no structure of type {wanted} covers commune {case.commune_insee}")
     if audience == "supervisor":
-        return Assignment(structure.id)
-    return Assignment(structure.id, assignee=_active_referent_email(session, case.id, structure.id))
+        return Assignment(structure_id)
+    return Assignment(structure_id, assignee=_active_referent_email(session, case.id, structure_id))
 
 
-def resolve_structure(session: Session, case, lane_types: list[str]) -> Structure | None:
+def resolve_structure_id(session: Session, case, lane_types: list[str]) -> int | None:
     return _covering(session, lane_types, case.commune_insee) if case.commune_insee else None
 
 
-def _covering(session: Session, lane_types: list[str], commune_insee: str) -> Structure | None:
+def _covering(session: Session, lane_types: list[str], commune_insee: str) -> int | None:
+    """The structure of the first of ``lane_types`` that covers the commune (the lowest id of that type)."""
     for structure_type in lane_types:
         if structure_type not in STRUCTURE_TYPES:
             continue
-        found = structures_covering(session, structure_type, commune_insee)
-        if found:
-            return found[0]
+        found = session.scalar(_FIRST_COVERING, {"structure_type": structure_type, "commune": commune_insee})
+        if found is not None:
+            return found
     return None
 
 
@@ -76,18 +77,26 @@ def _to_pilot(session: Session, reason: str | None) -> Assignment:
 
 
 def _active_referent_email(session: Session, case_id: int, structure_id: int) -> str | None:
-    member = session.scalar(
-        select(CareTeamMember)
-        .where(
-            CareTeamMember.case_id == case_id,
-            CareTeamMember.structure_id == structure_id,
-            CareTeamMember.ended_at.is_(None),
-            CareTeamMember.user_id.is_not(None),
-        )
-        .order_by(CareTeamMember.started_at.desc())
-        .limit(1)
-    )
-    return member.user.email if member is not None else None
+    """The latest active référent of the structure on the case's care team."""
+    return session.scalar(_ACTIVE_REFERENT_EMAIL, {"case_id": case_id, "structure_id": structure_id})
+
+
+# Every new task of a person's case asks both: built once, two columns, no objects loaded.
+_FIRST_COVERING = (
+    select(Structure.id)
+    .join(StructureCoverage, StructureCoverage.structure_id == Structure.id)
+    .where(Structure.type == bindparam("structure_type"), StructureCoverage.commune_insee == bindparam("commune"))
+    .order_by(Structure.id)
+    .limit(1)
+)
+_ACTIVE_REFERENT_EMAIL = (
+    select(User.email)
+    .join(CareTeamMember, CareTeamMember.user_id == User.id)
+    .where(CareTeamMember.case_id == bindparam("case_id"), CareTeamMember.structure_id == bindparam("structure_id"),
+           CareTeamMember.ended_at.is_(None))
+    .order_by(CareTeamMember.started_at.desc())
+    .limit(1)
+)
 
 
 def _normalized(value: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.directory import User
@@ -89,8 +89,14 @@ def check_exit(session: Session, case_id: int, sending_structure_id: int | None,
 
 
 def check_someone_remains(session: Session, case_id: int) -> None:
-    if not any(m.user_id is not None for m in active_members(session, case_id)):
+    if session.scalar(_ANY_ACTIVE_REFERENT, {"case_id": case_id}) is None:
         raise Conflict("an active case must keep at least one active référent")
+
+
+# Asked after every completion on a person's case: one id, no objects loaded.
+_ANY_ACTIVE_REFERENT = select(CareTeamMember.id).where(
+    CareTeamMember.case_id == bindparam("case_id"), CareTeamMember.ended_at.is_(None),
+    CareTeamMember.user_id.is_not(None)).limit(1)
 
 
 def _joint_meeting_since(session: Session, case_id: int, since: datetime) -> bool:

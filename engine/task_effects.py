@@ -69,8 +69,8 @@ def guard_exit_events(session: Session, loaded):
         if not isinstance(task.task_spec, EndEvent) or task.task_spec.bpmn_id not in exits:
             return
         lane_types = assignment.lane_structure_types(loaded.pathway.lane_info(task), task.data, task.task_spec.lane)
-        sending = assignment.resolve_structure(session, loaded.case, lane_types)
-        care_team.check_exit(session, loaded.case.id, sending.id if sending else None,
+        sending = assignment.resolve_structure_id(session, loaded.case, lane_types)
+        care_team.check_exit(session, loaded.case.id, sending,
                              task.data.get("receiving_structure_type"), task.data.get("exit_reason"))
 
     return guard if exits else None
