@@ -51,6 +51,11 @@ def resolve_user() -> User | None:
     return g.user
 
 
+def web_session_values(user: User) -> dict:
+    """What a login leaves in the web session: the user, and the stamp of the password it was opened with."""
+    return {"user_id": user.id, "password_stamp": password_stamp(user)}
+
+
 def password_stamp(user: User) -> str:
     """What ties a web session to the password it was opened with: a new password closes the open sessions.
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, insert, select, text, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.orm import Session
 
 from engine import row_hooks
-from engine.db import insert_now, mark_written, versioned_changes, write_versioned
+from engine.db import add_as_inserted, insert_now, insert_values, mark_written, versioned_changes, write_versioned
 from engine.errors import Conflict
 from engine.models import Case, CaseEvent, HumanTask, Timer
+from engine.projection import CANCEL_TIMERS
 
 # The tables whose new rows a save writes, in this order (events last: their ids follow the command).
 ROW_TABLES = (HumanTask.__table__, Timer.__table__, CaseEvent.__table__)
@@ -50,11 +51,24 @@ def write(session: Session, case: Case, values: dict, rows: SavedRows) -> None:
     A case changed by someone else since it was read is a :class:`~engine.errors.Conflict`.
     Listeners of :mod:`engine.row_hooks` see the new rows, with the case's id, before they are written.
     """
-    changes = versioned_changes(case, values) if case.id is not None else None
-    if session.get_bind().dialect.name == "postgresql" and (case.id is None or changes is not None):
-        _write_in_one_statement(session, case, values, changes, rows)
-    else:
+    if session.get_bind().dialect.name != "postgresql":
         _write_one_by_one(session, case, values, rows)
+    elif case.id is None:
+        for key, value in values.items():
+            setattr(case, key, value)
+        changes = insert_values(case)
+        case.id = session.execute(_NEXT_CASE_ID).scalar_one()  # first, so that listeners and the rows have it
+        _set_case_id(rows, case.id)
+        _write_in_one_statement(session, case, changes, rows)
+        add_as_inserted(session, case, {**changes, "id": case.id})
+    else:
+        changes = versioned_changes(case, values)
+        if changes is None:  # a relationship changed: the ORM writes the case
+            _write_one_by_one(session, case, values, rows)
+            return
+        version = case.version
+        mark_written(case, changes)  # the flush before the statement must not write it: the statement does
+        _write_in_one_statement(session, case, changes, rows, version)
 
 
 def _write_one_by_one(session: Session, case: Case, values: dict, rows: SavedRows) -> None:
@@ -66,7 +80,7 @@ def _write_one_by_one(session: Session, case: Case, values: dict, rows: SavedRow
     else:
         write_versioned(session, case, **values)
     if rows.cancelled_timers:
-        session.execute(_CANCEL_TIMERS, {"of_case": case.id, "task_uuids": rows.cancelled_timers})
+        session.execute(CANCEL_TIMERS, {"of_case": case.id, "task_uuids": rows.cancelled_timers})
     row_hooks.notify(session, rows.tasks, rows.events)
     session.flush()  # what else the command changed through the ORM (care team, timeline...), before its events
     for table, table_rows in rows.by_table():
@@ -74,48 +88,24 @@ def _write_one_by_one(session: Session, case: Case, values: dict, rows: SavedRow
         session.execute(insert(table), table_rows[0] if len(table_rows) == 1 else table_rows)
 
 
-def _write_in_one_statement(session: Session, case: Case, values: dict, changes: dict | None,
-                            rows: SavedRows) -> None:
-    new = case.id is None
-    if new:  # the id first, so that listeners and the rows have it
-        case.id = session.execute(_NEXT_CASE_ID).scalar_one()
-        changes = _insert_values(case, values)
-        _set_case_id(rows, case.id)
-    version = case.version
+def _write_in_one_statement(session: Session, case: Case, changes: dict, rows: SavedRows,
+                            version: int | None = None) -> None:
+    """``changes`` by column; ``version``: the one read, for an update (None: the case is inserted)."""
     row_hooks.notify(session, rows.tasks, rows.events)
-    if not new:
-        mark_written(case, changes)  # the flush below must not write it: the statement does
     session.flush()
     tables = rows.by_table()
-    statement = _statement(new, tuple(changes), bool(rows.cancelled_timers),
+    statement = _statement(version is None, tuple(changes), bool(rows.cancelled_timers),
                            tuple((table.name, _columns(table_rows)) for table, table_rows in tables))
     params = {f"c_{key}": value for key, value in changes.items()}
     params.update({"case_id": case.id, "case_version": version, "cancelled": rows.cancelled_timers})
     params.update({table.name: json.dumps(table_rows, default=_json_value) for table, table_rows in tables})
     if session.execute(statement, params).first() is None:
         raise Conflict(f"case {case.id} was changed by someone else; reload and try again")
-    if new:
-        mark_written(case, changes)
-        make_transient_to_detached(case)
-        session.add(case)
 
 
 def _set_case_id(rows: SavedRows, case_id: int) -> None:
     for row in [*rows.tasks, *rows.timers, *rows.events]:  # recorded before the case had an id
         row["case_id"] = case_id
-
-
-def _insert_values(case: Case, values: dict) -> dict:
-    """A new case's column values by attribute, as a flush would insert them: scalar defaults applied, unset
-    columns left out (NULL, where a JSON column would otherwise store the JSON ``null``)."""
-    found = {}
-    for column in Case.__table__.columns:
-        value = values[column.key] if column.key in values else getattr(case, column.key)
-        if value is None and column.default is not None and column.default.is_scalar:
-            value = column.default.arg
-        if value is not None and column.key != "id":
-            found[column.key] = value
-    return found
 
 
 def _columns(rows: list[dict]) -> tuple[str, ...]:
@@ -154,7 +144,3 @@ def _statement(new: bool, case_columns: tuple[str, ...], cancel: bool, inserts: 
 
 
 _NEXT_CASE_ID = select(func.nextval("case_id_seq"))
-_timers = Timer.__table__.c
-_CANCEL_TIMERS = update(Timer.__table__).where(
-    _timers.case_id == bindparam("of_case"), _timers.task_uuid.in_(bindparam("task_uuids", expanding=True)),
-    _timers.state == "waiting").values(state="cancelled")

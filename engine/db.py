@@ -174,28 +174,40 @@ def insert_now(session: Session, obj: Base) -> None:
     defaults are plain values (``Case``).
     """
     session.flush()
-    state = inspect(obj)
-    mapper = state.mapper
+    mapper = inspect(obj).mapper
     [primary_key] = mapper.primary_key
-    sent, unset = {}, []
-    for attr in mapper.column_attrs:
-        column = attr.columns[0]
-        if attr.key in state.dict:
-            sent[attr.key] = state.dict[attr.key]
-        elif column.default is not None and column.default.is_scalar:
-            sent[attr.key] = column.default.arg
-        elif column.default is None and column.server_default is None:
-            unset.append(attr.key)
-        else:
-            raise ValueError(f"insert_now cannot apply the default of {column}: add the object to the session")
+    sent = insert_values(obj)
     statement = _inserts.get(mapper.local_table)
     if statement is None:
         statement = _inserts[mapper.local_table] = insert(mapper.local_table).returning(primary_key)
     new_key = session.execute(
         statement, {mapper.column_attrs[key].columns[0].key: value for key, value in sent.items()}).scalar_one()
-    for key, value in [*sent.items(), *((key, None) for key in unset)]:
-        setattr(obj, key, value)
-    setattr(obj, mapper.get_property_by_column(primary_key).key, new_key)
+    add_as_inserted(session, obj, {**sent, mapper.get_property_by_column(primary_key).key: new_key})
+
+
+def insert_values(obj: Base) -> dict:
+    """What a flush would INSERT for a new object, by attribute: the attributes set and the scalar defaults.
+
+    A column neither set nor with a default is left out (NULL).
+    """
+    state = inspect(obj)
+    sent = {}
+    for attr in state.mapper.column_attrs:
+        column = attr.columns[0]
+        if attr.key in state.dict:
+            sent[attr.key] = state.dict[attr.key]
+        elif column.default is not None and column.default.is_scalar:
+            sent[attr.key] = column.default.arg
+        elif column.default is not None or column.server_default is not None:
+            raise ValueError(f"insert_now cannot apply the default of {column}: add the object to the session")
+    return sent
+
+
+def add_as_inserted(session: Session, obj: Base, values: dict) -> None:
+    """A new object just inserted with ``values`` (by attribute, its key included) joins the session as if
+    loaded; its other columns are NULL."""
+    for attr in inspect(obj).mapper.column_attrs:
+        setattr(obj, attr.key, values.get(attr.key))
     make_transient_to_detached(obj)
     session.add(obj)
 

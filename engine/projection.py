@@ -32,6 +32,7 @@ _timers = Timer.__table__.c
 _WAITING_TIMERS = update(Timer.__table__).where(
     _timers.case_id == bindparam("of_case"), _timers.task_uuid.in_(bindparam("task_uuids", expanding=True)),
     _timers.state == "waiting")
+CANCEL_TIMERS = _WAITING_TIMERS.values(state="cancelled")  # written with the case (engine.case_writes)
 _FIRE_TIMERS = _WAITING_TIMERS.values(
     state="fired", fired_count=_timers.fired_count + 1, last_fired_at=bindparam("now", type_=UTCDateTime),
 ).returning(_timers.id, _timers.bpmn_id, _timers.due_at)

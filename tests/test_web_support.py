@@ -13,7 +13,7 @@ import re
 
 from sqlalchemy import select
 
-from api.auth import password_stamp
+from api.auth import web_session_values
 from api.extensions import db
 from engine import cases, simulation
 from engine.db import make_session_factory, transaction
@@ -49,11 +49,10 @@ def web_login(client, email: str, password: str = DEMO_PASSWORD):
 def sign_in(client, email: str) -> None:
     """What a successful login leaves in the session, without the password check."""
     with client.application.test_request_context():
-        user = user_by_email(db.session, email)
-        uid, stamp = user.id, password_stamp(user)
+        values = web_session_values(user_by_email(db.session, email))
     with client.session_transaction() as session:
         session.clear()
-        session["user_id"], session["password_stamp"] = uid, stamp
+        session.update(values)
 
 
 def post(client, path: str, data: dict | None = None, **kwargs):

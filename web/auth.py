@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
-from api.auth import client_address, now_utc, password_stamp
+from api.auth import client_address, now_utc, web_session_values
 from api.extensions import db
 from engine import accounts
 from engine.access import CASE_ROLES
@@ -40,8 +40,7 @@ def login_post():
     if user is None:
         return render_template("connexion.html", email=email, error=WRONG, suivant=target), 401
     session.clear()
-    session["user_id"] = user.id
-    session["password_stamp"] = password_stamp(user)
+    session.update(web_session_values(user))
     csrf.renew()
     return redirect(safe_next(target, landing(user)), code=303)
 

@@ -1,9 +1,6 @@
 """A task: its page and form (built from the form's JSON Schema), claim, release, complete."""
 from __future__ import annotations
 
-from copy import deepcopy
-from uuid import UUID
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -134,13 +131,9 @@ def _schema(task: HumanTask) -> dict | None:
 def _current_data(task: HumanTask, schema: dict | None) -> dict:
     """The task's current values for the form's fields only: the rest of the case data stays private."""
     if task.state not in ("open", "claimed") or not schema:
-        return {}
+        return {}  # nothing to read from the workflow
     with runtime.reading(db.session, engine_context(), task.case_id) as loaded:
-        spiff_task = loaded.workflow.get_task_from_id(UUID(task.task_uuid))
-        if spiff_task is None:
-            return {}
-        fields = schema.get("properties") or {}
-        return deepcopy({k: spiff_task.data[k] for k in fields if k in spiff_task.data})  # the workflow stays as read
+        return runtime.form_values(loaded, task, schema)
 
 
 _LOAD = object()

@@ -1,9 +1,6 @@
 """The inbox: list, read, claim, release, assign (supervisors) and complete tasks."""
 from __future__ import annotations
 
-from copy import deepcopy
-from uuid import UUID
-
 from flask import abort
 from sqlalchemy import select
 
@@ -58,7 +55,7 @@ def get_task(task_id: int):
     ctx = engine_context()
     with runtime.reading(db.session, ctx, task.case_id) as loaded:
         schema = loaded.pathway.forms.get(task.form_key) if task.form_key else None
-        data = _form_data(loaded, task, schema)
+        data = runtime.form_values(loaded, task, schema)
     with transaction(db.session):
         log_access(user, task.case_id, "task.read", detail=str(task_id))
     out = task_out(task, structures_by_id(db.session, [task.structure_id]), ctx.clock.now(db.session))
@@ -134,12 +131,3 @@ def _task_for(user: User, task_id: int, action: str) -> HumanTask:
         abort(403, description="this task belongs to another structure or to its supervisors")
     return task
 
-
-def _form_data(loaded, task: HumanTask, schema: dict | None) -> dict:
-    """The task's current values for the form's fields only: the rest of the case data stays private."""
-    if task.state not in ("open", "claimed") or not schema:
-        return {}
-    spiff_task = loaded.workflow.get_task_from_id(UUID(task.task_uuid))
-    fields = (schema.get("properties") or {}).keys()
-    # A copy: the workflow goes back to the cache of live workflows as it was read.
-    return deepcopy({k: spiff_task.data[k] for k in fields if spiff_task is not None and k in spiff_task.data})
