@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Throughput over HTTP: gunicorn workers on PostgreSQL, a bounded load generator on loopback.
+"""Throughput and latency over HTTP: gunicorn workers, a bounded load generator on loopback.
 
-    python bench/http_load.py [--database NAME] [--workers 4] [--clients 8] [--duration 30]
-                              [--max-requests 4000] [--quick] [--json FILE]
+    python bench/http_load.py [--db postgresql|sqlite] [--database NAME] [--workers 4] [--clients 8]
+                              [--duration 30] [--max-requests 4000] [--quick] [--json FILE]
 
 Starts ``gunicorn -w W -b 127.0.0.1:<free port> 'api.app:create_app()'`` on a
 PostgreSQL database (``--database``: an existing one, e.g. the generated
 national data set; default: a fresh database seeded with the Essonne demo
-directory and the six pathways, dropped at the end), then C client threads,
-each with one keep-alive ``http.client`` connection:
+directory and the six pathways, dropped at the end) or, with ``--db sqlite``,
+on a fresh SQLite file seeded the same way, then C client threads, each with
+one keep-alive ``http.client`` connection:
 
 1. **logins**: each client logs in once (``POST /api/v1/auth/token``, argon2) as
    one of the Département référents of MDS Centre (Évry-Courcouronnes);
@@ -23,6 +24,11 @@ each with one keep-alive ``http.client`` connection:
 Nothing leaves 127.0.0.1; the run is bounded by time and by ``--max-requests``.
 Prints ops/s, p50/p95 latency and errors (any non-2xx or connection error: must
 be 0) per phase, and the CPU the server side used.
+
+``--workers 1 --clients 1 --db sqlite`` is the set-up of the peer measurement
+in ``shared/research/peer-spiff-arena-bench.md`` (one client, one keep-alive
+connection, SQLite): the report then sets the median completion beside the
+spiff-arena backend's (46.9 ms per ``PUT`` of a user task, a lighter form).
 """
 from __future__ import annotations
 
@@ -55,6 +61,8 @@ EVRY = "91228"
 CLIENT_ACCOUNTS = ("referent.mds-centre@example.org", "referent2.mds-centre@example.org")
 PATHWAY = "entree-diagnostic"
 BIRTH_DATE = "1986-09-14"
+# spiff-arena backend, median HTTP completion of a user task, one client on SQLite (shared/research/).
+PEER_COMPLETION_MS = 46.9
 
 
 def _answers() -> dict:
@@ -272,6 +280,32 @@ class Client:
                     self.pending.append(task["id"])
 
 
+class _Database:
+    """The database of a run: an existing PostgreSQL one, or a fresh one (PostgreSQL or SQLite file) seeded here."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.fresh = args.database is None
+        self.admin = admin_url(args.postgres_url)
+        if args.db == "sqlite":
+            self.folder = Path(tempfile.mkdtemp(prefix="spie-http-db-"))
+            self.name = str(self.folder / "spie.sqlite3")
+            self.url = f"sqlite:///{self.name}"
+        else:
+            self.folder = None
+            self.name = args.database or f"spie_http_{uuid.uuid4().hex[:8]}"
+            self.url = database_url(self.admin, self.name)
+            if self.fresh:
+                create_database(self.admin, self.name)
+        if self.fresh:
+            seed_fresh_database(self.url)
+
+    def drop(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        elif self.fresh:
+            drop_database(self.admin, self.name)
+
+
 def run_phase(clients: list[Client], target, *args) -> float:
     threads = [threading.Thread(target=target, args=(c, *args)) for c in clients]
     started = time.perf_counter()
@@ -316,7 +350,9 @@ def measure(server: Server, body) -> tuple[float, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", help="an existing database (default: a fresh seeded one, dropped after)")
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--database", help="an existing PostgreSQL database (default: a fresh seeded one, "
+                        "dropped after)")
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client connections")
@@ -329,15 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.max_requests = min(args.duration, 5.0), min(args.max_requests, 400)
 
-    admin = admin_url(args.postgres_url)
-    fresh = args.database is None
-    name = args.database or f"spie_http_{uuid.uuid4().hex[:8]}"
-    url = database_url(admin, name)
-    if fresh:
-        create_database(admin, name)
-        seed_fresh_database(url)
-    server = Server(url, args.workers)
-    figures: dict = {"database": name, "workers": args.workers, "clients": args.clients, "phases": {}}
+    if args.db == "sqlite" and args.database:
+        parser.error("--database names a PostgreSQL database; --db sqlite always starts from a fresh file")
+    database = _Database(args)
+    server = Server(database.url, args.workers)
+    figures: dict = {"db": args.db, "database": database.name, "workers": args.workers, "clients": args.clients,
+                     "phases": {}}
     try:
         server.wait_ready()
         from engine.demo import DEMO_PASSWORD
@@ -345,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         stats, budget = Stats(), Budget(args.max_requests)
         today = time.strftime("%Y-%m-%d", time.gmtime())
         clients = [Client(server.port, n, stats, budget, today) for n in range(args.clients)]
-        print(f"gunicorn -w {args.workers} on {HOST}:{server.port}, database {name}"
-              f"{' (fresh, Essonne demo)' if fresh else ''}; {args.clients} clients, phases of at most "
+        print(f"gunicorn -w {args.workers} on {HOST}:{server.port}, {args.db} database {database.name}"
+              f"{' (fresh, Essonne demo)' if database.fresh else ''}; {args.clients} clients, phases of at most "
               f"{args.duration:.0f} s, at most {args.max_requests} requests", flush=True)
         seconds, cpu = measure(server, lambda: run_phase(
             clients, lambda c: c.login(CLIENT_ACCOUNTS[c.number % len(CLIENT_ACCOUNTS)], DEMO_PASSWORD)))
@@ -357,14 +390,18 @@ def main(argv: list[str] | None = None) -> int:
         seconds, cpu = measure(server, lambda: run_phase(
             clients, Client.complete_tasks, time.monotonic() + args.duration))
         figures["phases"]["task_complete"] = report_line("task completions", stats, "task_complete", seconds, cpu)
+        if args.clients == 1 and stats.latencies.get("task_complete"):
+            median = figures["phases"]["task_complete"]["p50_ms"]
+            figures["peer_completion_ms"] = PEER_COMPLETION_MS
+            print(f"one client: median completion {median:.1f} ms, spiff-arena's backend {PEER_COMPLETION_MS} ms "
+                  f"(one client, SQLite, a 2-field form): {PEER_COMPLETION_MS / median:.1f}x faster")
         errors = sum(len(v) for v in stats.errors.values())
         figures["errors"] = errors
         figures["requests"] = sum(stats.count(op) for op in ("login", "case_start", "task_complete"))
         print(f"requests {figures['requests']}, errors {errors}")
     finally:
         server.stop()
-        if fresh:
-            drop_database(admin, name)
+        database.drop()
         shutil.rmtree(server.workdir, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
