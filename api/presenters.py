@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.directory import Structure, User
 from engine.models import Case, CaseEvent, HumanTask, PathwayVersion
 from engine.people import CareTeamMember, Person
+from engine.spec_cache import SpecCache
 
 
 def structure_ref(structure: Structure | None) -> dict | None:
@@ -53,32 +54,42 @@ def care_team_out(member: CareTeamMember) -> dict:
             "end_reason": member.end_reason}
 
 
-def pathway_ref(session: Session, case: Case) -> dict:
-    key, version = session.execute(select(PathwayVersion.key, PathwayVersion.version)
-                                   .where(PathwayVersion.id == case.pathway_version_id)).one()
+def pathway_ref(session: Session, specs: SpecCache, case: Case) -> dict:
+    parsed = specs.peek(case.pathway_version_id)  # a command on the case has just used it: no query then
+    if parsed is not None:
+        return {"key": parsed.key, "version": parsed.version}
+    key, version = session.execute(_PATHWAY_REF, {"version_id": case.pathway_version_id}).one()
     return {"key": key, "version": version}
 
 
-def case_summary(session: Session, case: Case) -> dict:
-    return {"id": case.id, "status": case.status, "pathway": pathway_ref(session, case),
+def case_summary(session: Session, specs: SpecCache, case: Case) -> dict:
+    return {"id": case.id, "status": case.status, "pathway": pathway_ref(session, specs, case),
             "person": person_out(session.get(Person, case.person_id) if case.person_id else None),
             "updated_at": case.updated_at}
 
 
-def case_out(session: Session, case: Case, now: datetime) -> dict:
-    members = session.scalars(select(CareTeamMember).where(CareTeamMember.case_id == case.id)
-                              .order_by(CareTeamMember.started_at, CareTeamMember.id)).all()
-    tasks = session.scalars(select(HumanTask).where(HumanTask.case_id == case.id,
-                                                    HumanTask.state.in_(("open", "claimed")))
-                            .order_by(HumanTask.id)).all()
-    events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)).all()
-    structures = structures_by_id(session, [t.structure_id for t in tasks])
+def case_out(session: Session, specs: SpecCache, case: Case, now: datetime) -> dict:
+    """The case with its care team, open tasks and whole timeline (what a command or a read answers)."""
+    members = session.scalars(_CARE_TEAM, {"case_id": case.id}).all()
+    tasks = session.execute(_OPEN_TASKS_AND_STRUCTURES, {"case_id": case.id}).all()
+    events = session.scalars(_TIMELINE, {"case_id": case.id}).all()
+    structures = {structure.id: structure for _, structure in tasks if structure is not None}
     return {
-        **case_summary(session, case),
+        **case_summary(session, specs, case),
         "commune_insee": case.commune_insee, "exit_reason": case.exit_reason, "incident": case.incident,
         "created_at": case.created_at, "ended_at": case.ended_at,
         "care_team": [care_team_out(m) for m in members],
-        "open_tasks": [task_out(t, structures, now) for t in tasks],
+        "open_tasks": [task_out(t, structures, now) for t, _ in tasks],
         "timeline": [{"at": e.at, "actor": e.actor, "kind": e.kind, "bpmn_id": e.bpmn_id, "summary": e.summary}
                      for e in events],
     }
+
+
+# Built once: a command's answer runs them on every request, and building them costs as much as running them.
+_PATHWAY_REF = select(PathwayVersion.key, PathwayVersion.version).where(PathwayVersion.id == bindparam("version_id"))
+_CARE_TEAM = (select(CareTeamMember).where(CareTeamMember.case_id == bindparam("case_id"))
+              .order_by(CareTeamMember.started_at, CareTeamMember.id))
+_OPEN_TASKS_AND_STRUCTURES = (select(HumanTask, Structure).outerjoin(Structure, Structure.id == HumanTask.structure_id)
+                              .where(HumanTask.case_id == bindparam("case_id"),
+                                     HumanTask.state.in_(("open", "claimed"))).order_by(HumanTask.id))
+_TIMELINE = select(CaseEvent).where(CaseEvent.case_id == bindparam("case_id")).order_by(CaseEvent.id)

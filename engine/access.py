@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, exists, false, or_, select
-from sqlalchemy.orm import Mapped, Session, aliased, defer, mapped_column
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, bindparam, exists, false, or_, select
+from sqlalchemy.orm import Mapped, Session, aliased, contains_eager, defer, mapped_column
 from sqlalchemy.sql import Select
 
 from engine.db import BigId, Base, UTCDateTime
@@ -52,9 +52,27 @@ def visible_cases(user: User) -> Select:
     query = select(Case)
     if not _works_cases(user):
         return query.where(False)
-    holds_task = exists().where(HumanTask.case_id == Case.id, HumanTask.structure_id == user.structure_id,
-                                HumanTask.state.in_(OPEN), HumanTask.audience.in_(audiences(user)))
-    return query.where(or_(_on_team(user, Case.id), and_(holds_task, ~_sensitive_team(Case.id))))
+    return query.where(_visible(user.structure_id, audiences(user)))
+
+
+def case_for(session: Session, user: User, case_id: int) -> Case:
+    """The case if ``user`` may see it; otherwise NotFound, exactly as if it did not exist."""
+    case = session.scalar(_CASE_IF_VISIBLE, {"case_id": case_id, **_viewer(user)}) if _works_cases(user) else None
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return case
+
+
+def task_and_visibility(session: Session, user: User, task_id: int) -> tuple[HumanTask | None, bool]:
+    """The task (None when there is none) and whether ``user`` may see its case, in one query.
+
+    The case comes with it (``task.case``), state included: the command or the read
+    that follows (its form, its values) needs it.
+    """
+    found = session.execute(_TASK_AND_VISIBILITY, {"task_id": task_id, **_viewer(user)}).first()
+    if found is None:
+        return None, False
+    return found[0], bool(found[1]) and _works_cases(user)
 
 
 def queue(user: User) -> ColumnElement[bool]:
@@ -70,7 +88,7 @@ def queue(user: User) -> ColumnElement[bool]:
         return false()
     hidden = exists().where(CareTeamMember.case_id == HumanTask.case_id, CareTeamMember.ended_at.is_(None),
                             CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True),
-                            ~_on_team(user, CareTeamMember.case_id))
+                            ~_on_team(user.structure_id, CareTeamMember.case_id))
     return and_(HumanTask.structure_id == user.structure_id, HumanTask.state.in_(OPEN),
                 HumanTask.audience.in_(audiences(user)), ~hidden)
 
@@ -84,10 +102,21 @@ def _works_cases(user: User) -> bool:
     return user.role in CASE_ROLES and user.structure_id is not None
 
 
-def _on_team(user: User, case_id) -> ColumnElement[bool]:
-    member = aliased(CareTeamMember)
-    return exists().where(member.case_id == case_id, member.ended_at.is_(None),
-                          member.structure_id == user.structure_id)
+# Made once: the first use of a new alias's columns costs more than the rest of the rule together.
+_TEAM_MEMBER = aliased(CareTeamMember, name="viewer_team_member")
+_HELD_TASK = aliased(HumanTask, name="viewer_held_task")  # not correlated with a query's own human_task
+
+
+def _visible(structure_id, task_audiences) -> ColumnElement[bool]:
+    """The rule of :func:`visible_cases`, on ``Case``, for a viewer of this structure working these audiences."""
+    holds_task = exists().where(_HELD_TASK.case_id == Case.id, _HELD_TASK.structure_id == structure_id,
+                                _HELD_TASK.state.in_(OPEN), _HELD_TASK.audience.in_(task_audiences))
+    return or_(_on_team(structure_id, Case.id), and_(holds_task, ~_sensitive_team(Case.id)))
+
+
+def _on_team(structure_id, case_id) -> ColumnElement[bool]:
+    return exists().where(_TEAM_MEMBER.case_id == case_id, _TEAM_MEMBER.ended_at.is_(None),
+                          _TEAM_MEMBER.structure_id == structure_id)
 
 
 def _sensitive_team(case_id) -> ColumnElement[bool]:
@@ -95,16 +124,20 @@ def _sensitive_team(case_id) -> ColumnElement[bool]:
                           CareTeamMember.structure_id == Structure.id, Structure.sensitive.is_(True))
 
 
-def case_for(session: Session, user: User, case_id: int) -> Case:
-    """The case if ``user`` may see it; otherwise NotFound, exactly as if it did not exist."""
-    case = session.scalar(visible_cases(user).where(Case.id == case_id).options(defer(Case.state)))
-    if case is None:
-        raise NotFound(f"case {case_id} does not exist")
-    return case
-
-
 def may_work_task(user: User, task: HumanTask) -> bool:
     """Référents work référent tasks of their structure; supervisors also escalations and reassignments."""
     if user.role not in CASE_ROLES or task.structure_id != user.structure_id:
         return False
     return task.audience == "referent" or user.role == "supervisor"
+
+
+def _viewer(user: User) -> dict:
+    return {"viewer_structure_id": user.structure_id, "viewer_audiences": list(audiences(user))}
+
+
+# The rule for one case or one task, the viewer bound at execution: built once, as every request asks it
+# (building the rule's expression costs more than running the query).
+_VIEWER_RULE = _visible(bindparam("viewer_structure_id"), bindparam("viewer_audiences", expanding=True))
+_CASE_IF_VISIBLE = select(Case).options(defer(Case.state)).where(Case.id == bindparam("case_id"), _VIEWER_RULE)
+_TASK_AND_VISIBILITY = (select(HumanTask, _VIEWER_RULE.label("visible")).join(HumanTask.case)
+                        .options(contains_eager(HumanTask.case)).where(HumanTask.id == bindparam("task_id")))

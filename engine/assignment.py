@@ -45,28 +45,31 @@ def assign(session: Session, *, case, lane_types: list[str], audience: str) -> A
         return Assignment(None)
     if audience == "pilot":
         return _to_pilot(session, None)
-    structure_id = _covering(session, lane_types, case.commune_insee)
+    structure_id, referent_email = _covering(session, lane_types, case.commune_insee, case.id)
     if structure_id is None:
         wanted = " or ".join(lane_types) or "(none)"
         return _to_pilot(session, f"no structure of type {wanted} covers commune {case.commune_insee}")
     if audience == "supervisor":
         return Assignment(structure_id)
-    return Assignment(structure_id, assignee=_active_referent_email(session, case.id, structure_id))
+    return Assignment(structure_id, assignee=referent_email)
 
 
 def resolve_structure_id(session: Session, case, lane_types: list[str]) -> int | None:
-    return _covering(session, lane_types, case.commune_insee) if case.commune_insee else None
+    return _covering(session, lane_types, case.commune_insee, None)[0] if case.commune_insee else None
 
 
-def _covering(session: Session, lane_types: list[str], commune_insee: str) -> int | None:
-    """The structure of the first of ``lane_types`` that covers the commune (the lowest id of that type)."""
+def _covering(session: Session, lane_types: list[str], commune_insee: str,
+              case_id: int | None) -> tuple[int | None, str | None]:
+    """The structure of the first of ``lane_types`` that covers the commune (the lowest id of that type),
+    and the email of the case's latest active référent of that structure (None without one)."""
     for structure_type in lane_types:
         if structure_type not in STRUCTURE_TYPES:
             continue
-        found = session.scalar(_FIRST_COVERING, {"structure_type": structure_type, "commune": commune_insee})
+        found = session.execute(_FIRST_COVERING, {"structure_type": structure_type, "commune": commune_insee,
+                                                  "case_id": case_id}).first()
         if found is not None:
-            return found
-    return None
+            return found[0], found[1]
+    return None, None
 
 
 def _to_pilot(session: Session, reason: str | None) -> Assignment:
@@ -76,25 +79,21 @@ def _to_pilot(session: Session, reason: str | None) -> Assignment:
     return Assignment(pilot.id if pilot else None, unassigned_reason=reason)
 
 
-def _active_referent_email(session: Session, case_id: int, structure_id: int) -> str | None:
-    """The latest active référent of the structure on the case's care team."""
-    return session.scalar(_ACTIVE_REFERENT_EMAIL, {"case_id": case_id, "structure_id": structure_id})
-
-
-# Every new task of a person's case asks both: built once, two columns, no objects loaded.
-_FIRST_COVERING = (
-    select(Structure.id)
-    .join(StructureCoverage, StructureCoverage.structure_id == Structure.id)
-    .where(Structure.type == bindparam("structure_type"), StructureCoverage.commune_insee == bindparam("commune"))
-    .order_by(Structure.id)
-    .limit(1)
-)
+# Every new task of a person's case asks it: built once, two columns, no objects loaded.
 _ACTIVE_REFERENT_EMAIL = (
     select(User.email)
     .join(CareTeamMember, CareTeamMember.user_id == User.id)
-    .where(CareTeamMember.case_id == bindparam("case_id"), CareTeamMember.structure_id == bindparam("structure_id"),
+    .where(CareTeamMember.case_id == bindparam("case_id"), CareTeamMember.structure_id == Structure.id,
            CareTeamMember.ended_at.is_(None))
     .order_by(CareTeamMember.started_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_FIRST_COVERING = (
+    select(Structure.id, _ACTIVE_REFERENT_EMAIL)
+    .join(StructureCoverage, StructureCoverage.structure_id == Structure.id)
+    .where(Structure.type == bindparam("structure_type"), StructureCoverage.commune_insee == bindparam("commune"))
+    .order_by(Structure.id)
     .limit(1)
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnEvent
@@ -222,10 +222,25 @@ def _active_task(session: Session, task_id: int) -> HumanTask:
 
 
 def _active_task_and_case(session: Session, task_id: int) -> tuple[HumanTask, Case]:
-    """The task and its case in one query."""
-    found = session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
-    _check_active(found[0] if found else None, task_id)
-    return found[0], found[1]
+    """The task and its case: those the session holds already (a request that checked access just read
+    both), else in one query.
+
+    Taking them from the session gives the very objects the query would: a row already in the session
+    is not overwritten by a new read of it. A change made meanwhile by someone else shows at the save,
+    as the conflict of its version check.
+    """
+    task = _held(session, HumanTask, task_id)
+    case = _held(session, Case, task.case_id) if task is not None else None
+    if case is None:
+        found = session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
+        task, case = found if found is not None else (None, None)
+    _check_active(task, task_id)
+    return task, case
+
+
+def _held(session: Session, model: type, key: int):
+    found = session.identity_map.get(session.identity_key(model, key))
+    return None if found is None or inspect(found).expired_attributes else found
 
 
 # Built once: building the statement costs as much as running it.

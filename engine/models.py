@@ -114,6 +114,8 @@ class HumanTask(Base):
     # No structure of the lane's type covers the person's commune: the pilot's queue has it.
     unassigned: Mapped[bool] = mapped_column(default=False, server_default=false())
     version: Mapped[int] = mapped_column(default=1)
+    # Read only where a query joins it (contains_eager): a task checked for access keeps its case at hand.
+    case: Mapped[Case] = relationship(lazy="raise", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
 

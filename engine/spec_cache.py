@@ -23,6 +23,7 @@ from engine.models import PathwayVersion
 class LoadedPathway:
     version_id: int
     key: str
+    version: int
     spec: Any
     subprocess_specs: dict
     meta: dict
@@ -60,6 +61,11 @@ class SpecCache:
                 self._items.popitem(last=False)
         return loaded
 
+    def peek(self, version_id: int) -> LoadedPathway | None:
+        """The version if this process has it parsed already, without parsing it (nor marking it used)."""
+        with self._lock:
+            return self._items.get(version_id)
+
 
 def dependencies_of(session: Session, version: PathwayVersion) -> list[PathwayVersion]:
     """Every pathway version this version calls, transitively, as bound at deploy."""
@@ -95,7 +101,7 @@ def _load(session: Session, version: PathwayVersion) -> LoadedPathway:
     forms = {}
     for source in [*dependencies, version]:  # a called pathway's tasks keep their own forms
         forms.update(source.forms)
-    loaded = LoadedPathway(version.id, version.key, parsed.spec, parsed.subprocess_specs, version.meta,
+    loaded = LoadedPathway(version.id, version.key, version.version, parsed.spec, parsed.subprocess_specs, version.meta,
                            forms, process_meta)
     _connect_hand_offs(loaded)
     return loaded

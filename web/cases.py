@@ -39,7 +39,7 @@ def show(case_id: int):
     with transaction(db.session):
         log_access(user, case_id, "case.read")
     current = now()
-    out = case_out(db.session, case, current)
+    out = case_out(db.session, engine_context().specs, case, current)
     with runtime.reading(db.session, engine_context(), case_id) as loaded:
         found = diagnostic(user, loaded, case)
         markers = diagram_markers(loaded, case)

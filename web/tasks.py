@@ -109,9 +109,7 @@ def _command(task_id: int, action: str, command, success: str):
 
 def task_for(user: User, task_id: int, action: str) -> HumanTask:
     """The task if ``user`` may work it: 404 when they may not see its case, 403 when they only see it."""
-    task = db.session.get(HumanTask, task_id)
-    visible = task is not None and db.session.scalar(
-        access.visible_cases(user).with_only_columns(Case.id).where(Case.id == task.case_id)) is not None
+    task, visible = access.task_and_visibility(db.session, user, task_id)
     if not visible:
         with transaction(db.session):
             log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))

@@ -5,9 +5,9 @@ from flask import abort
 
 from api.auth import current_user, roles_required
 from api.extensions import db
-from api.presenters import case_out, case_summary
+from api.presenters import case_summary
 from api.schemas import CaseCreate, CaseOut, CaseQuery, CaseSummary, MessageIn
-from api.v1.common import TOTAL_COUNT, Blueprint, engine_context, log_access, paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, case_answer, engine_context, log_access, paginate
 from engine import access, cases, pathways
 from engine.db import transaction
 from engine.errors import InvalidInput, NotFound
@@ -35,7 +35,7 @@ def start_case(body):
         case = cases.start_case(db.session, ctx, body["pathway_key"], actor=user.email, data=body["data"],
                                 person=person, referent=user)
         log_access(user, case.id, "case.create")
-    return case_out(db.session, case, ctx.clock.now(db.session))
+        return case_answer(case)
 
 
 @bp.get("")
@@ -48,7 +48,7 @@ def list_cases(args):
     if args.get("status"):
         query = query.where(Case.status == args["status"])
     found, headers = paginate(query, args)
-    summaries = [case_summary(db.session, c) for c in found]
+    summaries = [case_summary(db.session, engine_context().specs, c) for c in found]
     with transaction(db.session):  # a list shows who is accompanied: each case listed is a read
         for summary in summaries:
             log_access(user, summary["id"], "case.list")
@@ -63,7 +63,7 @@ def get_case(case_id: int):
     case = _visible_case(user, case_id, "case.read")
     with transaction(db.session):
         log_access(user, case_id, "case.read")
-    return case_out(db.session, case, engine_context().clock.now(db.session))
+        return case_answer(case)
 
 
 @bp.post("/<id:case_id>/messages/<name:name>")
@@ -79,7 +79,7 @@ def deliver_message(body, case_id: int, name: str):
     with transaction(db.session):
         case = cases.deliver_message(db.session, ctx, case_id, name, body["payload"], actor=user.email)
         log_access(user, case_id, f"message.{name}")
-    return case_out(db.session, case, ctx.clock.now(db.session))
+        return case_answer(case)
 
 
 def _visible_case(user, case_id: int, action: str) -> Case:

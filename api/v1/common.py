@@ -12,10 +12,12 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 
 from api.auth import client_address, current_user, now_utc
 from api.extensions import db
+from api.presenters import case_out
 from api.schemas import ID_MAX, INT32_MAX
 from engine import access
 from engine.context import EngineContext
 from engine.directory import User
+from engine.models import Case
 
 
 class Parser(FlaskParser):
@@ -129,3 +131,13 @@ def log_access(user: User | None, case_id: int | None, action: str, outcome: str
         case_id, detail = None, f"case {case_id}" + (f"; {detail}" if detail else "")
     access.record(db.session, user=user, case_id=case_id, action=action, outcome=outcome, at=now_utc(),
                   address=client_address(), detail=detail)
+
+
+def case_answer(case: Case) -> dict:
+    """The case as a command or a read answers it.
+
+    Called inside the command's transaction: the answer shows what the command
+    wrote, and the request takes no second connection and transaction for it.
+    """
+    ctx = engine_context()
+    return case_out(db.session, ctx.specs, case, ctx.clock.now(db.session))

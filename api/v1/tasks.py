@@ -8,8 +8,7 @@ from api.auth import current_user
 from api.extensions import db
 from api.presenters import structures_by_id, task_out
 from api.schemas import CaseOut, TaskAssign, TaskComplete, TaskDetail, TaskOut, TaskQuery
-from api.presenters import case_out
-from api.v1.common import CAPPED_TOTAL_COUNT, COUNT_CAP, Blueprint, engine_context, log_access, paginate
+from api.v1.common import CAPPED_TOTAL_COUNT, COUNT_CAP, Blueprint, case_answer, engine_context, log_access, paginate
 from engine import access, cases, runtime, supervision
 from engine.db import transaction
 from engine.directory import User
@@ -103,7 +102,7 @@ def complete(body, task_id: int):
     with transaction(db.session):
         case = cases.complete_task(db.session, ctx, task.id, body["data"], user=user.email)
         log_access(user, task.case_id, "task.complete", detail=str(task_id))
-    return case_out(db.session, case, ctx.clock.now(db.session))
+        return case_answer(case)
 
 
 def _task_command(task_id: int, action: str, command) -> dict:
@@ -118,9 +117,7 @@ def _task_command(task_id: int, action: str, command) -> dict:
 
 def _task_for(user: User, task_id: int, action: str) -> HumanTask:
     """The task if ``user`` may work it (404 when they may not even see it, 403 when they only see it)."""
-    task = db.session.get(HumanTask, task_id)
-    visible = task is not None and db.session.scalar(
-        access.visible_cases(user).with_only_columns(Case.id).where(Case.id == task.case_id)) is not None
+    task, visible = access.task_and_visibility(db.session, user, task_id)
     if not visible:
         with transaction(db.session):
             log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))

@@ -1,0 +1,111 @@
+"""What one API command asks of the database: the task and its case read once, one connection, one commit.
+
+Every task command checks access with one query that also brings the task's case
+(``access.task_and_visibility``), the engine works on those very rows, and the
+answer is built inside the command's transaction. These tests hold that shape, and
+hold the one-query check to the rule of ``access.visible_cases`` for every demo
+user and every task.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, select
+
+from api.extensions import db
+from engine import access, cases
+from engine.db import make_session_factory, transaction
+from engine.directory import User
+from engine.errors import Conflict
+from engine.models import Case, CaseEvent, HumanTask
+from tests.api_support import CD_REFERENT, CD_SUPERVISOR, EVRY_PERSON, ML_REFERENT, ML_SUPERVISOR, PILOT, login
+
+ML_PATHWAY = "jeune-sortant-mission-locale"
+PREPARATION = {"date_sortie_prevue": "2026-03-01", "situation_sortie": "sans-solution", "synthese": "RSA à ouvrir"}
+TASK_WITH_CASE = re.compile(r"FROM human_task JOIN \"case\"", re.IGNORECASE)
+
+
+@contextmanager
+def database_work(engine):
+    """Statements, connection checkouts and commits seen on ``engine`` inside the block."""
+    seen = {"statements": [], "checkouts": 0, "commits": 0}
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        seen["statements"].append(sql)
+
+    def checkout(dbapi_connection, record, proxy):
+        seen["checkouts"] += 1
+
+    def commit(conn):
+        seen["commits"] += 1
+
+    listeners = [(engine, "before_cursor_execute", statement), (engine.pool, "checkout", checkout),
+                 (engine, "commit", commit)]
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    try:
+        yield seen
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)
+
+
+def test_a_completion_reads_its_task_once_and_answers_in_its_own_transaction(app, client, seeded):
+    headers = login(client, ML_REFERENT)
+    created = client.post("/api/v1/cases", headers=headers, json={"person": EVRY_PERSON, "pathway_key": ML_PATHWAY})
+    task_id = created.json["open_tasks"][0]["id"]
+    with app.app_context():
+        engine = db.engine
+    with database_work(engine) as seen:
+        answer = client.post(f"/api/v1/tasks/{task_id}/complete", headers=headers, json={"data": PREPARATION})
+    assert answer.status_code == 200, answer.json
+    assert task_id not in [t["id"] for t in answer.json["open_tasks"]]
+    assert any(e["kind"] == "task_completed" for e in answer.json["timeline"])  # the answer shows the command
+    reads_of_task_and_case = [s for s in seen["statements"] if TASK_WITH_CASE.search(s)]
+    assert len(reads_of_task_and_case) == 1, reads_of_task_and_case
+    assert seen["checkouts"] == 1 and seen["commits"] == 1, seen
+
+
+def test_rows_read_before_another_completion_give_a_conflict(app, client, seeded):
+    """The engine takes the rows the access check read: a change made in between shows at the save."""
+    headers = login(client, ML_REFERENT)
+    created = client.post("/api/v1/cases", headers=headers, json={"person": EVRY_PERSON, "pathway_key": ML_PATHWAY})
+    task_id = created.json["open_tasks"][0]["id"]
+    with app.app_context():
+        factory = make_session_factory(db.engine)
+    with factory() as session:
+        user = session.scalar(select(User).where(User.email == ML_REFERENT))
+        task, visible = access.task_and_visibility(session, user, task_id)
+        assert visible and task.case.id == created.json["id"] and task.state == "claimed"
+        assert client.post(f"/api/v1/tasks/{task_id}/complete", headers=headers,
+                           json={"data": PREPARATION}).status_code == 200
+        with pytest.raises(Conflict), transaction(session):
+            cases.complete_task(session, app.extensions["spie"], task_id, PREPARATION, user=ML_REFERENT)
+    with app.app_context():
+        completions = db.session.scalars(select(CaseEvent.kind).where(
+            CaseEvent.case_id == created.json["id"], CaseEvent.kind == "task_completed")).all()
+    assert len(completions) == 1
+
+
+def test_the_one_query_check_follows_the_visibility_rule(app, client, seeded):
+    ml, cd = login(client, ML_REFERENT), login(client, CD_REFERENT)
+    for headers in (ml, ml, cd):
+        created = client.post("/api/v1/cases", headers=headers,
+                              json={"person": EVRY_PERSON, "pathway_key": ML_PATHWAY})
+        assert created.status_code == 201
+    with app.app_context():
+        users = db.session.scalars(select(User).where(User.email.in_(
+            (ML_REFERENT, ML_SUPERVISOR, CD_REFERENT, CD_SUPERVISOR, PILOT)))).all()
+        tasks = db.session.scalars(select(HumanTask)).all()
+        assert len(users) == 5 and len(tasks) >= 3
+        checked = {True: 0, False: 0}
+        for user in users:
+            visible_ids = set(db.session.scalars(access.visible_cases(user).with_only_columns(Case.id)))
+            for task in tasks:
+                found, visible = access.task_and_visibility(db.session, user, task.id)
+                assert found is task and visible == (task.case_id in visible_ids), (user.email, task.id)
+                checked[visible] += 1
+        assert checked[True] and checked[False]  # both answers were put to the test
+        assert access.task_and_visibility(db.session, users[0], 10**12) == (None, False)
