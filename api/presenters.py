@@ -62,10 +62,17 @@ def pathway_ref(session: Session, specs: SpecCache, case: Case) -> dict:
     return {"key": key, "version": version}
 
 
-def case_summary(session: Session, specs: SpecCache, case: Case) -> dict:
+def case_summary(session: Session, specs: SpecCache, case: Case, person: Person | None) -> dict:
     return {"id": case.id, "status": case.status, "pathway": pathway_ref(session, specs, case),
-            "person": person_out(session.get(Person, case.person_id) if case.person_id else None),
-            "updated_at": case.updated_at}
+            "person": person_out(person), "updated_at": case.updated_at}
+
+
+def case_summaries(session: Session, specs: SpecCache, cases: list[Case]) -> list[dict]:
+    """Summaries of a page of cases, their persons read in one query (not one per case)."""
+    person_ids = {case.person_id for case in cases if case.person_id is not None}
+    persons = session.scalars(select(Person).where(Person.id.in_(person_ids))).all() if person_ids else []
+    by_id = {person.id: person for person in persons}
+    return [case_summary(session, specs, case, by_id.get(case.person_id)) for case in cases]
 
 
 def case_out(session: Session, specs: SpecCache, case: Case, now: datetime) -> dict:
@@ -75,7 +82,7 @@ def case_out(session: Session, specs: SpecCache, case: Case, now: datetime) -> d
     events = session.scalars(_TIMELINE, {"case_id": case.id}).all()
     structures = {structure.id: structure for _, structure in tasks if structure is not None}
     return {
-        **case_summary(session, specs, case),
+        **case_summary(session, specs, case, session.get(Person, case.person_id) if case.person_id else None),
         "commune_insee": case.commune_insee, "exit_reason": case.exit_reason, "incident": case.incident,
         "created_at": case.created_at, "ended_at": case.ended_at,
         "care_team": [care_team_out(m) for m in members],

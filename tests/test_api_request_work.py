@@ -109,3 +109,19 @@ def test_the_one_query_check_follows_the_visibility_rule(app, client, seeded):
                 checked[visible] += 1
         assert checked[True] and checked[False]  # both answers were put to the test
         assert access.task_and_visibility(db.session, users[0], 10**12) == (None, False)
+
+
+def test_a_list_of_cases_costs_the_same_queries_for_one_case_or_many(app, client, seeded):
+    headers = login(client, ML_REFERENT)
+    with app.app_context():
+        engine = db.engine
+    counts = []
+    for last_name in ("Un", "Deux", "Trois"):
+        person = {**EVRY_PERSON, "last_name": last_name}
+        assert client.post("/api/v1/cases", headers=headers,
+                           json={"person": person, "pathway_key": ML_PATHWAY}).status_code == 201
+        with database_work(engine) as seen:
+            listed = client.get("/api/v1/cases", headers=headers)
+        assert {c["person"]["last_name"] for c in listed.json} >= {last_name}
+        counts.append(len(seen["statements"]))
+    assert len(listed.json) == 3 and counts[0] == counts[1] == counts[2], counts

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.auth import resolve_user
 from api.extensions import db
-from api.v1.common import log_access as _log_access
+from api.v1.common import log_access, log_accesses  # noqa: F401 - the pages record reads as the API does
 from engine.context import EngineContext
 from engine.directory import User
 from engine.errors import Conflict, EngineError, NotFound
@@ -90,12 +90,6 @@ def current_user() -> User:
     user = web_user()
     assert user is not None, "use @login_required"
     return user
-
-
-def log_access(user: User | None, case_id: int | None, action: str, outcome: str = "allowed",
-               detail: str | None = None) -> None:
-    """Record a read or write of a case (engine.access.record, through the API's helper)."""
-    _log_access(user, case_id, action, outcome=outcome, detail=detail)
 
 
 def safe_next(target: str | None, default: str) -> str:

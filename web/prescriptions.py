@@ -17,7 +17,7 @@ from engine.directory import User
 from engine.errors import Conflict, InvalidInput
 from engine.prescriptions import OPEN, REFUSAL_REASONS, STATES, Prescription
 from web import catalogue, labels, queries
-from web.common import engine_context, is_htmx, log_access, login_required, safe_next
+from web.common import engine_context, is_htmx, log_access, log_accesses, login_required, safe_next
 from web.offers import professional
 from web.tasks import ID
 
@@ -99,8 +99,7 @@ def _page(user: User, view: str, state: str, *, errors: dict | None = None, valu
     page = min(int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1, pages)
     found = list(db.session.scalars(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
     with transaction(db.session):  # the queue shows the persons of these cases: each read is logged
-        for case_id in sorted({p.case_id for p in found if p.case_id}):
-            log_access(user, case_id, "prescription.list")
+        log_accesses(user, sorted({p.case_id for p in found if p.case_id}), "prescription.list")
     return {"view": view, "state": state, "views": VIEWS, "states": STATE_FILTERS, "waiting": _waiting(user),
             "rows": catalogue.prescription_rows(db.session, found), "total": total, "page": page, "pages": pages,
             "reasons": REFUSAL_REASONS, "errors": errors or {}, "values": values or {}}

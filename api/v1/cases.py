@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import abort
+from sqlalchemy.orm import defer
 
 from api.auth import current_user, roles_required
 from api.extensions import db
-from api.presenters import case_summary
+from api.presenters import case_summaries
 from api.schemas import CaseCreate, CaseOut, CaseQuery, CaseSummary, MessageIn
-from api.v1.common import TOTAL_COUNT, Blueprint, case_answer, engine_context, log_access, paginate
+from api.v1.common import TOTAL_COUNT, Blueprint, case_answer, engine_context, log_access, log_accesses, paginate
 from engine import access, cases, pathways
 from engine.db import transaction
 from engine.errors import InvalidInput, NotFound
@@ -44,14 +45,13 @@ def start_case(body):
 @bp.problems(401, 422)
 def list_cases(args):
     user = current_user()
-    query = access.visible_cases(user).order_by(Case.updated_at.desc(), Case.id.desc())
+    query = access.visible_cases(user).options(defer(Case.state)).order_by(Case.updated_at.desc(), Case.id.desc())
     if args.get("status"):
         query = query.where(Case.status == args["status"])
     found, headers = paginate(query, args)
-    summaries = [case_summary(db.session, engine_context().specs, c) for c in found]
+    summaries = case_summaries(db.session, engine_context().specs, found)
     with transaction(db.session):  # a list shows who is accompanied: each case listed is a read
-        for summary in summaries:
-            log_access(user, summary["id"], "case.list")
+        log_accesses(user, [summary["id"] for summary in summaries], "case.list")
     return summaries, 200, headers
 
 

@@ -127,10 +127,21 @@ AUDIT_CASE_ID_MAX = INT32_MAX
 
 def log_access(user: User | None, case_id: int | None, action: str, outcome: str = "allowed",
                detail: str | None = None) -> None:
-    if case_id is not None and case_id > AUDIT_CASE_ID_MAX:
-        case_id, detail = None, f"case {case_id}" + (f"; {detail}" if detail else "")
-    access.record(db.session, user=user, case_id=case_id, action=action, outcome=outcome, at=now_utc(),
-                  address=client_address(), detail=detail)
+    log_accesses(user, [case_id], action, outcome, detail)
+
+
+def log_accesses(user: User | None, case_ids: list[int | None], action: str, outcome: str = "allowed",
+                 detail: str | None = None) -> None:
+    """One access row per case, written in one statement (see the workaround above for very large ids)."""
+    at, address = now_utc(), client_address()
+    storable = [case_id for case_id in case_ids if case_id is None or case_id <= AUDIT_CASE_ID_MAX]
+    if storable:
+        access.record(db.session, user=user, case_ids=storable, action=action, outcome=outcome, at=at,
+                      address=address, detail=detail)
+    for case_id in case_ids:
+        if case_id is not None and case_id > AUDIT_CASE_ID_MAX:
+            access.record(db.session, user=user, case_ids=[None], action=action, outcome=outcome, at=at,
+                          address=address, detail=f"case {case_id}" + (f"; {detail}" if detail else ""))
 
 
 def case_answer(case: Case) -> dict:
