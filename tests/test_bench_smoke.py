@@ -28,3 +28,20 @@ def test_engine_benchmark_quick_run_on_sqlite(tmp_path):
     assert operations["start_case"]["floor"]["n"] == operations["fire_timer"]["full"]["n"] == 10
     sizes = figures["latency"]["sqlite"]["state_bytes_mid_pathway"]
     assert 0 < sizes["engine"] < sizes["full"]  # the engine stores no spec
+
+
+def test_http_benchmark_one_client_on_sqlite(tmp_path):
+    """gunicorn on a fresh SQLite file, one client: starts, completions, and the peer's figure beside them."""
+    figures_file = tmp_path / "http.json"
+    command = [sys.executable, str(ROOT / "bench" / "http_load.py"), "--db", "sqlite", "--workers", "1",
+               "--clients", "1", "--duration", "5", "--cases-per-client", "10", "--max-requests", "200",
+               "--json", str(figures_file)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert re.search(r"^one client: median completion [\d.]+ ms, spiff-arena's backend 46.9 ms", result.stdout,
+                     re.MULTILINE), result.stdout
+    figures = json.loads(figures_file.read_text(encoding="utf-8"))
+    assert figures["db"] == "sqlite" and figures["errors"] == 0
+    assert figures["phases"]["case_start"]["ops"] == 10 and figures["phases"]["task_complete"]["ops"] == 40
+    assert not Path(figures["database"]).exists()  # the file and its folder are removed at the end
