@@ -126,6 +126,8 @@ class Problem(Schema):
     rule = fields.Str()
     message = fields.Str()
     severity = fields.Str()
+    code = fields.Str(allow_none=True, metadata={"description": "which of the rule's messages (stable)"})
+    params = fields.Dict(metadata={"description": "the values in the message, by name"})
 
 
 class DeployResult(Schema):

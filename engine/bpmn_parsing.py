@@ -108,7 +108,9 @@ def parse_pathway(
     except (DeployError, TooLarge):
         raise
     except Exception as exc:  # a bug or quirk in lxml/SpiffWorkflow must not escape as a crash
-        raise DeployError([Problem("parse", f"unexpected {type(exc).__name__} while parsing: {exc}")]) from exc
+        error = f"{type(exc).__name__}: {exc}"
+        raise DeployError([Problem("parse", f"unexpected {type(exc).__name__} while parsing: {exc}",
+                                   code="parse-crashed", params={"error": error})]) from exc
 
 
 def _default_rules() -> list[Rule]:
@@ -183,7 +185,8 @@ def _read(raw: bytes, label: str) -> _Document:
     except etree.XMLSyntaxError as exc:
         if _doctype_line(raw) is not None:  # e.g. an unresolved entity: the DOCTYPE is the real problem
             raise _doctype_refused(raw, label) from exc
-        raise DeployError([Problem("xml-syntax", _in(label, f"malformed XML: {exc.msg}"), line=exc.lineno)]) from exc
+        raise DeployError([Problem("xml-syntax", _in(label, f"malformed XML: {exc.msg}"), line=exc.lineno,
+                                   code="xml-malformed", params={"error": exc.msg, **_file(label)})]) from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise _doctype_refused(raw, label)
@@ -192,7 +195,8 @@ def _read(raw: bytes, label: str) -> _Document:
 
 def _doctype_refused(raw: bytes, label: str) -> DeployError:
     message = "a DOCTYPE is not allowed: DTDs and entity declarations are refused for safety"
-    return DeployError([Problem("xml-doctype", _in(label, message), line=_doctype_line(raw))])
+    return DeployError([Problem("xml-doctype", _in(label, message), line=_doctype_line(raw), code="doctype",
+                                params=_file(label))])
 
 
 def _read_all(files: Sequence[tuple[str, bytes]]) -> list[_Document]:
@@ -226,12 +230,14 @@ def _check_roots(main: _Document, dmns: Sequence[_Document]) -> list[Problem]:
     problems = []
     if main.root.tag != f"{{{BPMN_MODEL_NS}}}definitions":
         message = f"expected a BPMN 2.0 document (bpmn:definitions), found <{_short(main.root.tag)}>"
-        problems.append(Problem("xml-root", message, line=main.root.sourceline))
+        problems.append(Problem("xml-root", message, line=main.root.sourceline, code="not-bpmn",
+                                params={"found": _short(main.root.tag)}))
     for dmn in dmns:
         name = etree.QName(dmn.root)
         if name.localname != "definitions" or name.namespace not in DMN_SCHEMAS:
             message = f"expected a DMN 1.1, 1.2 or 1.3 document (dmn:definitions), found <{_short(dmn.root.tag)}>"
-            problems.append(Problem("xml-root", _in(dmn.label, message), line=dmn.root.sourceline))
+            problems.append(Problem("xml-root", _in(dmn.label, message), line=dmn.root.sourceline, code="not-dmn",
+                                    params={"found": _short(dmn.root.tag), **_file(dmn.label)}))
     return problems
 
 
@@ -247,6 +253,9 @@ def _duplicate_ids(document: _Document) -> list[Problem]:
             _in(document.label, f"id '{element_id}' is used {len(lines)} times, on lines {_join(lines)}"),
             element_id=element_id,
             line=lines[1],
+            code="duplicate-id",
+            params={"id": element_id, "count": len(lines), "lines": ", ".join(map(str, lines)),
+                    **_file(document.label)},
         )
         for element_id, lines in lines_by_id.items()
         if len(lines) > 1
@@ -265,11 +274,13 @@ def _dangling_flows(main: _Document) -> list[Problem]:
         scope = next((a for a in flow.iterancestors() if a.tag in _SCOPE_TAGS), main.root)
         if scope not in ids_by_scope:
             ids_by_scope[scope] = {e.get("id") for e in scope.iter(tag=etree.Element) if e.get("id")}
-        for end, verb in (("sourceRef", "starts from"), ("targetRef", "points to")):
+        for end, verb, code in (("sourceRef", "starts from", "flow-missing-source"),
+                                ("targetRef", "points to", "flow-missing-target")):
             ref = flow.get(end)
             if ref not in ids_by_scope[scope]:
                 message = f"sequence flow {flow.get('id')} {verb} missing element {ref}"
-                problems.append(Problem("sequence-flow", message, element_id=flow.get("id"), line=flow.sourceline))
+                problems.append(Problem("sequence-flow", message, element_id=flow.get("id"), line=flow.sourceline,
+                                        code=code, params={"flow": flow.get("id"), "ref": ref}))
     return problems
 
 
@@ -277,19 +288,20 @@ def _choose_process(main: _Document) -> etree._Element:
     """The executable process that is the pathway; the others are called from it or documentation."""
     processes = main.root.findall("bpmn:process", _NS)
     if not processes:
-        raise DeployError([Problem("process", "the file contains no bpmn:process")])
+        raise DeployError([Problem("process", "the file contains no bpmn:process", code="no-process")])
     executable = [p for p in processes if p.get("isExecutable") == "true"] or [
         p for p in processes if p.get("isExecutable") is None  # SpiffWorkflow's default is executable
     ]
     if not executable:
         message = f'no executable process (found {_names(processes)}): set isExecutable="true" on the pathway'
-        raise DeployError([Problem("process", message, **_where(processes[0]))])
+        raise DeployError([Problem("process", message, **_where(processes[0]), code="no-executable-process",
+                                   params={"found": _names(processes)})])
     called = {call.get("calledElement") for call in _call_activities(main.root)}
     uncalled = [p for p in executable if p.get("id") not in called] if len(executable) > 1 else executable
     if len(uncalled) != 1:
         candidates = _names(uncalled or executable)
         message = f"cannot tell which executable process is the pathway among {candidates}: keep one uncalled"
-        raise DeployError([Problem("process", message)])
+        raise DeployError([Problem("process", message, code="ambiguous-process", params={"candidates": candidates})])
     return uncalled[0]
 
 
@@ -315,7 +327,9 @@ def _library_documents(
                 if called
                 else f"call activity {call.get('id')} names no process (calledElement is empty)"
             )
-            problems.append(Problem("call-activity", _in(document.label, message), **_where(call)))
+            problems.append(Problem("call-activity", _in(document.label, message), **_where(call),
+                                    code="call-unknown-process" if called else "call-without-process",
+                                    params={"call": call.get("id"), "process": called or "", **_file(document.label)}))
             continue
         bpmn_raw, dmn_raws = (library[called], ()) if isinstance(library[called], bytes) else library[called]
         dependency = _read(bpmn_raw, f"{called}.bpmn")
@@ -325,7 +339,9 @@ def _library_documents(
                 decisions.append(_read(raw, f"{called}-decision-{number}.dmn"))
         if called not in _process_ids(dependency.root):
             message = f"call activity {call.get('id')} calls '{called}', but its deployed file has no such process"
-            problems.append(Problem("call-activity", _in(document.label, message), **_where(call)))
+            problems.append(Problem("call-activity", _in(document.label, message), **_where(call),
+                                    code="call-process-missing",
+                                    params={"call": call.get("id"), "process": called, **_file(document.label)}))
         documents.append(dependency)
         defined |= _process_ids(dependency.root) | {called}
         pending += [(dependency, c) for c in _call_activities(dependency.root)]
@@ -372,13 +388,15 @@ def _problem_from_validation(exc: ValidationException, documents: Sequence[_Docu
         return Problem(
             "xsd", _in(document.label, message),
             element_id=_nearest_id(element), line=int(exc.line_number),
+            code="xsd", params={"error": message, **_file(document.label)},
         )
     missing = _MISSING_TARGET.search(message)
     if missing:
         return _missing_target_problem(document, exc.id, missing["target"])
     element = document.element(exc.id) if exc.id else None
     rule = "dmn" if document.label.endswith(".dmn") else "bpmn"
-    return Problem(rule, _in(document.label, message), element_id=exc.id or None, line=_line(element))
+    return Problem(rule, _in(document.label, message), element_id=exc.id or None, line=_line(element),
+                   code="spiff-validation", params={"error": message, **_file(document.label)})
 
 
 def _missing_target_problem(document: _Document, source_id: str, target_id: str) -> Problem:
@@ -389,7 +407,9 @@ def _missing_target_problem(document: _Document, source_id: str, target_id: str)
     flow_id = flows[0].get("id") if flows else f"from {source_id}"
     message = _in(document.label, f"sequence flow {flow_id} points to missing element {target_id}")
     return Problem("sequence-flow", message, element_id=flows[0].get("id") if flows else source_id,
-                   line=_line(flows[0] if flows else document.element(source_id)))
+                   line=_line(flows[0] if flows else document.element(source_id)), code="flow-missing-target",
+                   params={"flow": flows[0].get("id") if flows else "", "source": source_id, "ref": target_id,
+                           **_file(document.label)})
 
 
 def _document_of(exc: ValidationException, documents: Sequence[_Document]) -> _Document:
@@ -511,6 +531,11 @@ def _raise_if_any(problems: list[Problem]) -> None:
 def _in(label: str, message: str) -> str:
     """Name the file in messages about any file but the uploaded BPMN (Problem has no file field)."""
     return message if label == MAIN_FILE else f"{label}: {message}"
+
+
+def _file(label: str) -> dict:
+    """The same, as a Problem's params."""
+    return {} if label == MAIN_FILE else {"file": label}
 
 
 def _call_activities(root: etree._Element) -> list[etree._Element]:

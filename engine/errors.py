@@ -33,6 +33,10 @@ class Problem:
     element_id: str | None = None
     line: int | None = None
     severity: str = field(default="error")  # "error" blocks the deploy, "warning" does not
+    # Which of the rule's messages this is, and the values in it: a French page words it from these
+    # (web/pathway_wording.py); ``message`` is the English of the API.
+    code: str | None = None
+    params: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         return asdict(self)

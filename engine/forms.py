@@ -27,15 +27,18 @@ def check_form_schemas(forms: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for key, schema in forms.items():
         if not isinstance(schema, dict):
-            problems.append(Problem("form-schema", f"form {key!r} is not a JSON object"))
+            problems.append(Problem("form-schema", f"form {key!r} is not a JSON object", code="form-not-object",
+                                    params={"form": key}))
             continue
         if len(json.dumps(schema)) > MAX_FORM_BYTES:
-            problems.append(Problem("form-schema", f"form {key!r} is larger than {MAX_FORM_BYTES} bytes"))
+            problems.append(Problem("form-schema", f"form {key!r} is larger than {MAX_FORM_BYTES} bytes",
+                                    code="form-too-large", params={"form": key, "limit": MAX_FORM_BYTES}))
             continue
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
-            problems.append(Problem("form-schema", f"form {key!r} is not a valid JSON Schema: {exc.message}"))
+            problems.append(Problem("form-schema", f"form {key!r} is not a valid JSON Schema: {exc.message}",
+                                    code="form-invalid-schema", params={"form": key, "error": exc.message}))
     return problems
 
 

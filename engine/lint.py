@@ -56,7 +56,9 @@ def run_rules(rules: Iterable[Rule], lint_input: LintInput) -> list[Problem]:
             problems.extend(rule(lint_input))
         except Exception as exc:
             name = getattr(rule, "__name__", repr(rule))
-            problems.append(Problem("lint", f"lint rule {name} failed: {type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            problems.append(Problem("lint", f"lint rule {name} failed: {error}", code="rule-crashed",
+                                    params={"rule": name, "error": error}))
     return problems
 
 
@@ -104,34 +106,39 @@ def timer_expressions(lint: LintInput) -> Iterator[Problem]:
     for task in lint.user_tasks.values():
         if task.due_in is not None and not _parses(_parse_duration, task.due_in):
             message = f"spie:dueIn '{task.due_in}' of user task {task.bpmn_id} is not an ISO 8601 duration like P15D"
-            yield Problem("timer-expression", message, element_id=task.bpmn_id, line=task.line)
+            yield Problem("timer-expression", message, element_id=task.bpmn_id, line=task.line,
+                          code="due-in-not-duration", params={"value": task.due_in, "task": task.bpmn_id})
 
 
 def _check_timer(element: etree._Element, kind: str, expected: str, parse) -> Problem | None:
     owner = _owner_id(element)
     source = (element.text or "").lstrip(" \t")  # what SpiffWorkflow hands to eval()
 
-    def problem(message: str, severity: str = "error") -> Problem:
-        return Problem("timer-expression", f"{kind} of {owner} {message}", owner, element.sourceline, severity)
+    def problem(message: str, code: str, severity: str = "error", **params) -> Problem:
+        return Problem("timer-expression", f"{kind} of {owner} {message}", owner, element.sourceline, severity,
+                       code=code, params={"kind": kind, "owner": owner, **params})
 
     if not source.strip():
-        return problem(f"is empty; it must be {expected}")
+        return problem(f"is empty; it must be {expected}", "timer-empty")
     try:
         body = ast.parse(source, mode="eval").body
     except SyntaxError as exc:
         body, syntax_error = None, exc
     if isinstance(body, ast.Constant) and isinstance(body.value, str):
-        return None if _parses(parse, body.value) else problem(f"is {body.value!r}, which is not {expected}")
+        return None if _parses(parse, body.value) else problem(f"is {body.value!r}, which is not {expected}",
+                                                               "timer-not-iso", value=body.value)
     bare = source.strip()
     if _parses(parse, bare):
         failure = "a NameError" if isinstance(body, ast.Name) else "an error"
         return problem(
             f"is {bare} without quotes: timer expressions are Python, so this is {failure} at run time; "
-            f'write it with quotes: "{bare}"'
+            f'write it with quotes: "{bare}"', "timer-unquoted", value=bare
         )
     if body is None:
-        return problem(f"is not a Python expression ({syntax_error.msg}); it must be {expected}, with quotes")
-    return problem(f"is computed at run time ({bare}); it cannot be checked at deploy", severity="warning")
+        return problem(f"is not a Python expression ({syntax_error.msg}); it must be {expected}, with quotes",
+                       "timer-not-python", error=syntax_error.msg)
+    return problem(f"is computed at run time ({bare}); it cannot be checked at deploy", "timer-computed",
+                   severity="warning", value=bare)
 
 
 # --- Rules 2 and 3: user tasks have a known form and a lane ---------------------------------------
@@ -141,17 +148,20 @@ def user_task_forms(lint: LintInput) -> Iterator[Problem]:
     for task in lint.user_tasks.values():
         if not task.form_key:
             message = f"user task {_describe(task)} has no form: set spie:formKey"
-            yield Problem("form-key", message, element_id=task.bpmn_id, line=task.line)
+            yield Problem("form-key", message, element_id=task.bpmn_id, line=task.line, code="form-missing",
+                          params={"task": _describe(task)})
         elif task.form_key not in lint.form_keys:
             message = f"user task {_describe(task)} uses form key '{task.form_key}', which is not a known form"
-            yield Problem("form-key", message, element_id=task.bpmn_id, line=task.line)
+            yield Problem("form-key", message, element_id=task.bpmn_id, line=task.line, code="form-unknown",
+                          params={"task": _describe(task), "form_key": task.form_key})
 
 
 def user_task_lanes(lint: LintInput) -> Iterator[Problem]:
     for task in lint.user_tasks.values():
         if task.lane is None:
             message = f"user task {_describe(task)} is in no lane: put it in the lane of the structure that does it"
-            yield Problem("user-task-lane", message, element_id=task.bpmn_id, line=task.line)
+            yield Problem("user-task-lane", message, element_id=task.bpmn_id, line=task.line, code="task-without-lane",
+                          params={"task": _describe(task)})
 
 
 # --- Rule 4: scripts and conditions compile as Python --------------------------------------------
@@ -210,6 +220,9 @@ def _compile_problems(element, sources: list[str], mode: str, what: str, label: 
         f"{label}: {message}" if label else message,
         element_id=owner,
         line=element.sourceline + line_in_text - 1,
+        code="python-invalid",
+        params={"what": what, "owner": owner, "error": errors[0].msg, "line": line_in_text,
+                "text": text_lines[line_in_text - 1].strip(), **({"file": label} if label else {})},
     )
 
 

@@ -107,7 +107,8 @@ def _validate(session, ctx, bpmn: bytes, dmns: list[bytes], forms, key) -> tuple
     if key is not None and parsed.key != key:
         message = (f"the executable process of this diagram is {parsed.key!r}, not {key!r}: "
                    f"keep the process id {key!r} to version this pathway")
-        raise DeployError([Problem("process-key", message, element_id=parsed.key)])
+        raise DeployError([Problem("process-key", message, element_id=parsed.key, code="process-key-changed",
+                                   params={"found": parsed.key, "expected": key})])
     return parsed, available_forms
 
 

@@ -46,6 +46,9 @@ def exits_pass_a_hand_off(lint: LintInput) -> Iterator[Problem]:
                 f"({', '.join(sorted(EXITS_WITHOUT_HAND_OFF))})",
                 element_id=exit_id,
                 line=element.sourceline,
+                code="exit-without-hand-off",
+                params={"path": " → ".join(path), "exit": exit_id, "hand_off": HAND_OFF_PROCESS,
+                        "positive_exits": ", ".join(sorted(EXITS_WITHOUT_HAND_OFF))},
             )
 
 
@@ -64,6 +67,9 @@ def lanes_have_structure_types(lint: LintInput) -> Iterator[Problem]:
                 f"{', '.join(STRUCTURE_TYPES)}",
                 element_id=lane.get("id"),
                 line=lane.sourceline,
+                code="lane-unknown-type",
+                params={"lane": lane.get("name") or lane.get("id"), "unknown": ", ".join(unknown),
+                        "known": ", ".join(STRUCTURE_TYPES)},
             )
 
 
@@ -79,6 +85,8 @@ def hand_offs_name_the_receiver(lint: LintInput) -> Iterator[Problem]:
                 f"spie:receivingStructureType (got {receiving!r})",
                 element_id=call.get("id"),
                 line=call.sourceline,
+                code="hand-off-without-receiver",
+                params={"call": call.get("id"), "hand_off": HAND_OFF_PROCESS, "receiving": receiving or ""},
             )
 
 

@@ -68,6 +68,9 @@ def test_designer_edits_checks_fixes_and_deploys_a_pathway(page, live_server, se
     expect(problems).to_contain_text(
         "Erreur : Couloir sans typologie de structure connue — Couloir « Département (pilote SPIE) »")
     expect(page.locator("#verification-resume")).to_have_text("1 erreur : à corriger avant de déployer.")
+    expect(problems.locator("p.discret")).to_contain_text(
+        "Le couloir « Département (pilote SPIE) » ne correspond à aucune typologie de structure connue")
+    expect(problems.locator("p.discret[lang]")).to_have_count(0)
     expect(page.locator('.djs-element.marqueur-erreur[data-element-id="lane-pilote"]')).to_have_count(1)
     expect(page.locator(".djs-overlay .bulle-probleme")).to_have_text("Couloir sans typologie de structure connue")
     check_page(page, "modeleur-verification")

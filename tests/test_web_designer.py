@@ -87,6 +87,8 @@ def test_version_page_source_and_modeler(designer):
     assert "Avertissements du déploiement" in warned
     assert ("Minuterie calculée à l&#39;exécution : non vérifiable au déploiement</strong>"
             " — élément <code>butee-26-ans</code>") in warned
+    assert "Minuterie (date) de butee-26-ans : calculée à l&#39;exécution (" in warned  # the detail is French too
+    assert 'lang="en"' not in warned
     assert "Avertissements du déploiement" not in text(page)
     assert designer.get("/parcours/inconnu/modeler").status_code == 404
     assert designer.get("/parcours/passage-de-relais/versions/9").status_code == 404
@@ -103,6 +105,8 @@ def test_check_reports_a_lane_without_structure_type_and_stores_nothing(designer
     assert lane[0]["title"] == "Couloir sans typologie de structure connue"
     assert lane[0]["severity_label"] == "Erreur"
     assert "'Département (pilote SPIE)'" in lane[0]["message"]
+    assert lane[0]["detail"].startswith("Le couloir « Département (pilote SPIE) » ne correspond à aucune typologie")
+    assert lane[0]["detail_lang"] == "fr" and lane[0]["code"] == "lane-unknown-type"
     assert data["message"] == "1 erreur : à corriger avant de déployer."
     assert versions(seeded, "passage-de-relais") == [(1, "designer")]
 

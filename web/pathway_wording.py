@@ -74,14 +74,99 @@ ACTIONS = {"designate-referent": "Désigner le référent", "joint-meeting": "Re
 
 NONE = "aucun"
 
+# Each message of the deploy rules (Problem.code), in French, from the values the engine put in it
+# (Problem.params). Texts quoted from lxml, Python or SpiffWorkflow ({error}) stay as they were written.
+PROBLEM_DETAILS = {
+    "rule-crashed": "La règle de vérification {rule} a échoué : {error}.",
+    "due-in-not-duration": "L'échéance spie:dueIn « {value} » de la tâche {task} n'est pas une durée ISO 8601"
+                           " comme P15D.",
+    "timer-empty": "Minuterie ({kind}) de {owner} : l'expression est vide ; il faut {expected}.",
+    "timer-not-iso": "Minuterie ({kind}) de {owner} : « {value} » n'est pas {expected}.",
+    "timer-unquoted": "Minuterie ({kind}) de {owner} : {value} est écrit sans guillemets. Les expressions de minuterie"
+                      " sont du Python : ce serait une erreur à l'exécution. Écrivez-la entre guillemets : \"{value}\".",
+    "timer-not-python": "Minuterie ({kind}) de {owner} : ce n'est pas une expression Python ({error}) ; il faut"
+                        " {expected}, entre guillemets.",
+    "timer-computed": "Minuterie ({kind}) de {owner} : calculée à l'exécution ({value}), elle ne peut pas être"
+                      " vérifiée au déploiement.",
+    "form-missing": "La tâche utilisateur {task} n'a pas de formulaire : renseignez spie:formKey.",
+    "form-unknown": "La tâche utilisateur {task} utilise le formulaire « {form_key} », qui n'existe pas.",
+    "task-without-lane": "La tâche utilisateur {task} n'est dans aucun couloir : placez-la dans le couloir de la"
+                         " structure qui la réalise.",
+    "python-invalid": "{what} de {owner} : Python invalide ({error}), ligne {line} : {text}",
+    "exit-without-hand-off": "Le chemin {path} atteint la sortie {exit} sans passage de relais (appel de"
+                             " {hand_off}) ni branche de sortie positive ({positive_exits}).",
+    "lane-unknown-type": "Le couloir « {lane} » ne correspond à aucune typologie de structure connue ({unknown}) :"
+                         " renseignez spie:structureType parmi {known}.",
+    "hand-off-without-receiver": "L'appel {call} de {hand_off} n'indique pas de structure d'accueil connue"
+                                 " (spie:receivingStructureType : « {receiving} »).",
+    "process-key-changed": "Le processus exécutable de ce schéma est « {found} », et non « {expected} » : gardez"
+                           " l'identifiant « {expected} » pour créer une nouvelle version de ce parcours.",
+    "form-not-object": "Le formulaire « {form} » n'est pas un objet JSON.",
+    "form-too-large": "Le formulaire « {form} » dépasse {limit} octets.",
+    "form-invalid-schema": "Le formulaire « {form} » n'est pas un JSON Schema valide : {error}",
+    "parse-crashed": "Erreur inattendue à la lecture du schéma : {error}",
+    "xml-malformed": "XML mal formé : {error}",
+    "doctype": "Un DOCTYPE n'est pas accepté : les DTD et les déclarations d'entités sont refusées par sécurité.",
+    "not-bpmn": "Un document BPMN 2.0 (bpmn:definitions) est attendu ; l'élément racine est <{found}>.",
+    "not-dmn": "Un document DMN 1.1, 1.2 ou 1.3 (dmn:definitions) est attendu ; l'élément racine est <{found}>.",
+    "duplicate-id": "L'identifiant « {id} » est utilisé {count} fois, lignes {lines}.",
+    "flow-missing-source": "Le flux {flow} part d'un élément absent : {ref}.",
+    "flow-missing-target": "Le flux {flow} mène à un élément absent : {ref}.",
+    "no-process": "Le fichier ne contient aucun processus (bpmn:process).",
+    "no-executable-process": "Aucun processus exécutable (trouvés : {found}) : mettez isExecutable=\"true\" sur le"
+                             " parcours.",
+    "ambiguous-process": "Impossible de savoir quel processus exécutable est le parcours parmi {candidates} :"
+                         " n'en gardez qu'un qui ne soit appelé par aucun autre.",
+    "call-unknown-process": "L'appel {call} vise le processus « {process} », qui n'est ni dans ce fichier ni un"
+                            " parcours déployé.",
+    "call-without-process": "L'appel {call} ne nomme aucun processus (calledElement est vide).",
+    "call-process-missing": "L'appel {call} vise « {process} », mais le fichier déployé de ce parcours n'a pas ce"
+                            " processus.",
+    "xsd": "Écart au schéma BPMN 2.0 : {error}",
+    "spiff-validation": "Refusé par SpiffWorkflow : {error}",
+}
+# Values that are words of the engine's English, put into French before they go into a detail.
+_PARAM_WORDS = {
+    "kind": TIMER_KINDS,
+    "what": {"script": "Script", "condition": "Condition", "DMN expression": "Expression DMN",
+             "DMN input entry": "Entrée DMN"},
+}
+_EXPECTED = {"timeDate": 'une date-heure ISO 8601 comme "2025-01-31T09:00:00"',
+             "timeDuration": 'une durée ISO 8601 comme "P15D"',
+             "timeCycle": 'un intervalle répété ISO 8601 comme "R3/P1D"'}
+
 
 def problem_out(problem: Problem | dict) -> dict:
-    """A deploy problem (or a stored warning) for the page: French title and severity, the engine's English detail."""
+    """A deploy problem (or a stored warning) for the page: French title, severity and detail.
+
+    The detail is the engine's English (``detail_lang`` "en") only for a problem without a
+    known code: a rule added without its wording here, or a warning stored before codes existed.
+    """
     data = problem.to_dict() if isinstance(problem, Problem) else dict(problem)
     warning = data.get("severity") == "warning"
     data["title"] = (warning and WARNING_TITLES.get(data.get("rule"))) or RULE_TITLES.get(data.get("rule"), "Problème")
     data["severity_label"] = SEVERITIES.get(data.get("severity"), "Erreur")
+    detail = problem_detail(data.get("code"), data.get("params") or {})
+    data["detail"], data["detail_lang"] = (detail, "fr") if detail else (data.get("message"), "en")
     return data
+
+
+def problem_detail(code: str | None, params: dict) -> str | None:
+    """The French sentence of one rule's message, or None when its code or one of its values is unknown."""
+    template = PROBLEM_DETAILS.get(code or "")
+    if template is None:
+        return None
+    values = {key: _PARAM_WORDS.get(key, {}).get(value, value) if isinstance(value, str) else value
+              for key, value in params.items()}
+    if "kind" in params:
+        values["expected"] = _EXPECTED.get(params["kind"], "")
+    if code == "flow-missing-target" and not params.get("flow"):
+        values["flow"] = f"partant de {params.get('source')}"
+    try:
+        detail = template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return None
+    return f"Dans {params['file']} : {detail}" if params.get("file") else detail
 
 
 def element_type(name: str) -> str:

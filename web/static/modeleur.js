@@ -515,8 +515,8 @@
       } else {
         item.appendChild(paragraph(text));
       }
-      var detail = paragraph(problem.message, 'discret');
-      detail.lang = 'en';
+      var detail = paragraph(problem.detail, 'discret');
+      if (problem.detail_lang !== 'fr') { detail.lang = problem.detail_lang; }
       item.appendChild(detail);
       problemList.appendChild(item);
     });
