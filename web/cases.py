@@ -39,15 +39,16 @@ def show(case_id: int):
     with transaction(db.session):
         log_access(user, case_id, "case.read")
     current = now()
+    person = db.session.get(Person, case.person_id) if case.person_id else None  # held: case_out reads it too
     out = case_out(db.session, engine_context().specs, case, current)
     with runtime.reading(db.session, engine_context(), case_id) as loaded:
         found = diagnostic(user, loaded, case)
         markers = diagram_markers(loaded, case)
-    version = db.session.get(PathwayVersion, case.pathway_version_id)
-    person = db.session.get(Person, case.person_id) if case.person_id else None
+    name, key = db.session.execute(select(PathwayVersion.name, PathwayVersion.key)
+                                   .where(PathwayVersion.id == case.pathway_version_id)).one()
     commune = db.session.get(Commune, case.commune_insee) if case.commune_insee else None
     return render_template(
-        "dossier.html", case=out, pathway_name=version.name or version.key, person=person, commune=commune,
+        "dossier.html", case=out, pathway_name=name or key, person=person, commune=commune,
         age=labels.age(person.birth_date if person else None, current), now=current,
         team=care_team(out["care_team"], case, current), open_tasks=open_tasks(user, out["open_tasks"]),
         timeline=timeline(out["timeline"]), diagnostic=found, offers=offers_section(case, found),

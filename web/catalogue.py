@@ -68,6 +68,8 @@ def zones(session: Session, found: list[Offer]) -> dict[int, str]:
 
 def offer_rows(session: Session, found: list[Offer]) -> list[dict]:
     """What a card of the catalogue shows for each offer."""
+    if not found:
+        return []
     where = zones(session, found)
     rows = []
     for offer in found:
@@ -108,6 +110,8 @@ def awaiting_answer(found: list[Prescription]) -> set[str]:
 
 def prescription_rows(session: Session, found: list[Prescription]) -> list[dict]:
     """What the carnet and the queues show of each prescription."""
+    if not found:
+        return []
     prescriber_ids = {p.prescriber_id for p in found if p.prescriber_id}
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(prescriber_ids)))}
     persons = {item.id: prescriptions.person_of(session, item) or {} for item in found}

@@ -18,7 +18,6 @@ from engine import access
 from engine.directory import User
 from engine.models import Case, HumanTask, PathwayVersion
 from engine.people import Person
-from engine.spec_cache import dependencies_of
 
 VIEWS = {"mes-taches": "Mes tâches", "structure": "File de ma structure", "en-retard": "En retard"}
 SORTS = {"echeance": "Échéance la plus proche", "creation": "Les plus récentes d'abord"}
@@ -109,15 +108,6 @@ def case_labels(session: Session, case_ids) -> dict[int, dict]:
 
 
 def form_schema(session: Session, specs, version_id: int, key: str) -> dict | None:
-    """The JSON Schema of form ``key`` for a case of this pathway version, or of a pathway it calls.
-
-    Workaround: ``LoadedPathway.forms`` holds only the forms of the version's own diagram, so the
-    tasks of a called pathway (the hand-off's designation, tripartite meeting, exit) find theirs here.
-    """
-    schema = specs.get(session, version_id).forms.get(key)
-    if schema is not None:
-        return schema
-    for dependency in dependencies_of(session, session.get(PathwayVersion, version_id)):
-        if key in (dependency.forms or {}):
-            return dependency.forms[key]
-    return None
+    """The JSON Schema of form ``key`` for a case of this pathway version, or of a pathway it calls
+    (``LoadedPathway.forms`` holds both)."""
+    return specs.get(session, version_id).forms.get(key)
