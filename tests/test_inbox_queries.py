@@ -130,8 +130,8 @@ def test_a_capped_inbox_counts_once_and_pages_without_a_last_page(app, client, s
     monkeypatch.setattr("web.queries.COUNT_CAP", 2)
     monkeypatch.setattr("web.inbox.PER_PAGE", 2)
     counted = []
-    original = queries.count
-    monkeypatch.setattr("web.queries.count", lambda session, query: counted.append(query) or original(session, query))
+    original = queries._capped_count
+    monkeypatch.setattr("web.queries._capped_count", lambda query: counted.append(query) or original(query))
 
     sign_in(client, ML_REFERENT_2)
     first = client.get("/taches?vue=structure").get_data(as_text=True)

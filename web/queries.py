@@ -69,8 +69,11 @@ class Count(int):
 
 def count(session: Session, query: Select) -> Count:
     """How many rows ``query`` gives, up to ``COUNT_CAP`` + 1: a queue of thousands is not counted to the end."""
-    limited = query.order_by(None).limit(COUNT_CAP + 1).subquery()
-    return Count(session.scalar(select(func.count()).select_from(limited)) or 0)
+    return Count(session.scalar(_capped_count(query)) or 0)
+
+
+def _capped_count(query: Select) -> Select:
+    return select(func.count()).select_from(query.order_by(None).limit(COUNT_CAP + 1).subquery())
 
 
 def pager(total: Count, page: int, shown: int, per_page: int) -> dict:
@@ -81,7 +84,9 @@ def pager(total: Count, page: int, shown: int, per_page: int) -> dict:
 
 
 def counts(session: Session, user: User, now: datetime, pathway: str | None = None) -> dict[str, Count]:
-    return {view: count(session, inbox_query(user, view, now, pathway=pathway)) for view in VIEWS}
+    """The count of each inbox view, in one statement (the tabs show them on every page and every action)."""
+    views = [_capped_count(inbox_query(user, view, now, pathway=pathway)).scalar_subquery() for view in VIEWS]
+    return {view: Count(total or 0) for view, total in zip(VIEWS, session.execute(select(*views)).one())}
 
 
 def pathway_choices(session: Session) -> list[tuple[str, str]]:
