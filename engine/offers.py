@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,6 +47,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from engine.db import Base, BigId, UTCDateTime
 from engine.directory import Commune, Structure, StructureCoverage, normalize_structure_type
 from engine.errors import InvalidInput, NotFound, TooLarge
+from engine.folding import fold, folded_sql, glob_pattern
 from engine.paths import PROJECT_ROOT
 
 DEMO_OFFERS_JSON = PROJECT_ROOT / "data" / "demo" / "offers.json"
@@ -136,17 +136,7 @@ def barriers_of(thematiques: Iterable[str]) -> list[str]:
     return [barrier for barrier, mapped in BARRIER_THEMATIQUES.items() if codes.intersection(mapped)]
 
 
-# --- Search text: folded case and accents, the same way in Python and in SQL ----------------------
-
-_ACCENTED = "àâäáãåéèêëíìîïóòôöõúùûüçñÿ"
-_PLAIN = "aaaaaaeeeeiiiiooooouuuucny"
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: 'Crèche Œuvre' -> 'creche oeuvre' (what the search column holds)."""
-    text = text.lower().replace("œ", "oe").replace("æ", "ae")
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+# --- Search text: folded case and accents, the same way in Python and in SQL (engine.folding) ------
 
 
 class _SearchDocument(ColumnElement):
@@ -155,28 +145,13 @@ class _SearchDocument(ColumnElement):
     inherit_cache = True
 
 
-def _pg_folded(column: str) -> str:
-    pairs = _ACCENTED + _ACCENTED.upper()
-    return (f"replace(replace(translate(lower(coalesce({column}, '')), '{pairs}', '{_PLAIN * 2}'), "
-            f"'œ', 'oe'), 'æ', 'ae')")
-
-
 SEARCH_VECTOR_POSTGRESQL = (
-    f"setweight(to_tsvector('french'::regconfig, {_pg_folded('name')}), 'A') || "
-    f"setweight(to_tsvector('french'::regconfig, {_pg_folded('description')}), 'B')"
+    f"setweight(to_tsvector('french'::regconfig, {folded_sql('name')}), 'A') || "
+    f"setweight(to_tsvector('french'::regconfig, {folded_sql('description')}), 'B')"
 )
 # SQLite's lower() only knows ASCII and a deeply nested replace() overflows its parser: the column is
-# lowered text, and each searched letter becomes a GLOB class of its accented forms (see _glob_word).
+# lowered text, and each searched letter becomes a GLOB class of its accented forms (folding.glob_pattern).
 SEARCH_TEXT_SQLITE = "lower(coalesce(name, '')) || ' ' || lower(coalesce(description, ''))"
-_VARIANTS = {plain: "" for plain in set(_PLAIN)}
-for _accented, _plain in zip(_ACCENTED, _PLAIN):
-    _VARIANTS[_plain] += _accented + _accented.upper()
-del _accented, _plain
-
-
-def _glob_word(word: str) -> str:
-    """'creche' -> '*cr[eéèêëÉÈÊË]ch[eéèêëÉÈÊË]*': a folded word as a GLOB pattern over lowered text."""
-    return "*" + "".join(f"[{c}{_VARIANTS[c]}]" if c in _VARIANTS else c for c in word) + "*"
 
 
 @compiles(_SearchDocument, "postgresql")
@@ -315,7 +290,7 @@ def search_offers(
                                                                Offer.id)
     text_column = literal_column("offer.search_vector")
     for word in words:  # letters, digits, _ and ': nothing that GLOB would read as a wildcard
-        query = query.where(text_column.op("GLOB")(_glob_word(word)))
+        query = query.where(text_column.op("GLOB")(glob_pattern(word)))
     return query.order_by(Offer.name, Offer.id)
 
 

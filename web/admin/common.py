@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import request
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.sql import Select
 
 from api.extensions import db
 from engine.directory import Structure
+from engine.folding import contains_folded
 from web import labels, queries
 
 MAX_PAGE = 100_000
@@ -87,14 +88,8 @@ def day_end(day: date) -> datetime:
 
 
 def contains(column, search: str):
-    """``column`` contains ``search``, ignoring case (``%`` and ``_`` typed are plain characters).
-
-    SQLite folds the case of ASCII letters only: the text as typed is tried too, so « Élodie » finds Élodie there.
-    """
-    def pattern(text: str) -> str:
-        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(func.lower(column).like(pattern(search.lower()), escape="\\"),
-               column.like(pattern(search), escape="\\"))
+    """``column`` contains ``search``, ignoring case and accents (« helene » finds Hélène; engine.folding)."""
+    return contains_folded(column, search, db.engine.dialect.name)
 
 
 def structure_choices() -> list[tuple[str, str]]:
