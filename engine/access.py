@@ -65,13 +65,15 @@ def case_for(session: Session, user: User, case_id: int) -> Case:
     return case
 
 
-def task_and_visibility(session: Session, user: User, task_id: int) -> tuple[HumanTask | None, bool]:
+def task_and_visibility(session: Session, user: User, task_id: int, *,
+                        with_state: bool = False) -> tuple[HumanTask | None, bool]:
     """The task (None when there is none) and whether ``user`` may see its case, in one query.
 
-    The case comes with it (``task.case``), state included: the command or the read
-    that follows (its form, its values) needs it.
+    The case comes with it (``task.case``); ``with_state`` for a completion or a read of the
+    task's form, which run or read the workflow: its state then comes in the same query.
     """
-    found = session.execute(_TASK_AND_VISIBILITY, {"task_id": task_id, **_viewer(user)}).first()
+    statement = _TASK_AND_VISIBILITY if with_state else _TASK_AND_VISIBILITY_NO_STATE
+    found = session.execute(statement, {"task_id": task_id, **_viewer(user)}).first()
     if found is None:
         return None, False
     return found[0], bool(found[1]) and _works_cases(user)
@@ -147,3 +149,4 @@ _VIEWER_RULE = _visible(bindparam("viewer_structure_id"), bindparam("viewer_audi
 _CASE_IF_VISIBLE = select(Case).options(defer(Case.state)).where(Case.id == bindparam("case_id"), _VIEWER_RULE)
 _TASK_AND_VISIBILITY = (select(HumanTask, _VIEWER_RULE.label("visible")).join(HumanTask.case)
                         .options(contains_eager(HumanTask.case)).where(HumanTask.id == bindparam("task_id")))
+_TASK_AND_VISIBILITY_NO_STATE = _TASK_AND_VISIBILITY.options(contains_eager(HumanTask.case).defer(Case.state))

@@ -125,3 +125,23 @@ def test_a_list_of_cases_costs_the_same_queries_for_one_case_or_many(app, client
         assert {c["person"]["last_name"] for c in listed.json} >= {last_name}
         counts.append(len(seen["statements"]))
     assert len(listed.json) == 3 and counts[0] == counts[1] == counts[2], counts
+
+
+def test_a_claim_reads_the_case_without_its_state_a_completion_with_it(app, client, seeded):
+    """The state (tens of kB, a long case's hundreds) travels only for the commands that run the workflow."""
+    headers, colleague = login(client, ML_REFERENT), login(client, "referent2.ml-centre-essonne@example.org")
+    created = client.post("/api/v1/cases", headers=headers, json={"person": EVRY_PERSON, "pathway_key": ML_PATHWAY})
+    task_id = created.json["open_tasks"][0]["id"]
+    with app.app_context():
+        engine = db.engine
+    with database_work(engine) as released:
+        assert client.post(f"/api/v1/tasks/{task_id}/release", headers=headers).status_code == 200
+    with database_work(engine) as claimed:
+        assert client.post(f"/api/v1/tasks/{task_id}/claim", headers=colleague).status_code == 200
+    with database_work(engine) as completed:
+        assert client.post(f"/api/v1/tasks/{task_id}/complete", headers=colleague,
+                           json={"data": PREPARATION}).status_code == 200
+    for seen, with_state in ((released, False), (claimed, False), (completed, True)):
+        [read] = [s for s in seen["statements"] if TASK_WITH_CASE.search(s)]
+        assert ('"case".state' in read) is with_state, read
+        assert not any(re.match(r'SELECT "case".state', s) for s in seen["statements"])  # nor read afterwards

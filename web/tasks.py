@@ -25,7 +25,7 @@ ID = "int(min=1, max=9223372036854775807)"
 @login_required
 def show(task_id: int):
     user = current_user()
-    task = task_for(user, task_id, "task.read")
+    task = task_for(user, task_id, "task.read", with_state=True)
     with transaction(db.session):
         log_access(user, task.case_id, "task.read", detail=str(task_id))
     return render_template("tache.html", **_page(user, task))
@@ -35,7 +35,7 @@ def show(task_id: int):
 @login_required
 def complete(task_id: int):
     user = current_user()
-    task = task_for(user, task_id, "task.complete")
+    task = task_for(user, task_id, "task.complete", with_state=True)
     schema = _schema(task)
     action = request.form.get("_action", "")
     if action.startswith(forms.ADD_ROW):  # "Ajouter une ligne": show the form again, one row longer
@@ -107,9 +107,10 @@ def _command(task_id: int, action: str, command, success: str):
     return redirect(safe_next(request.form.get("suivant"), url_for("web.tasks.show", task_id=task_id)), code=303)
 
 
-def task_for(user: User, task_id: int, action: str) -> HumanTask:
-    """The task if ``user`` may work it: 404 when they may not see its case, 403 when they only see it."""
-    task, visible = access.task_and_visibility(db.session, user, task_id)
+def task_for(user: User, task_id: int, action: str, *, with_state: bool = False) -> HumanTask:
+    """The task if ``user`` may work it: 404 when they may not see its case, 403 when they only see it;
+    ``with_state`` when the page runs or reads the workflow (access.task_and_visibility)."""
+    task, visible = access.task_and_visibility(db.session, user, task_id, with_state=with_state)
     if not visible:
         with transaction(db.session):
             log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))

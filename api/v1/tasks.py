@@ -50,7 +50,7 @@ def list_tasks(args):
 @bp.problems(401, 403, 404)
 def get_task(task_id: int):
     user = current_user()
-    task = _task_for(user, task_id, "task.read")
+    task = _task_for(user, task_id, "task.read", with_state=True)
     ctx = engine_context()
     with runtime.reading(db.session, ctx, task.case_id) as loaded:
         schema = loaded.pathway.forms.get(task.form_key) if task.form_key else None
@@ -97,7 +97,7 @@ def assign(body, task_id: int):
 @bp.problems(400, 401, 403, 404, 409, 413, 422)
 def complete(body, task_id: int):
     user = current_user()
-    task = _task_for(user, task_id, "task.complete")
+    task = _task_for(user, task_id, "task.complete", with_state=True)
     ctx = engine_context()
     with transaction(db.session):
         case = cases.complete_task(db.session, ctx, task.id, body["data"], user=user.email)
@@ -115,9 +115,10 @@ def _task_command(task_id: int, action: str, command) -> dict:
     return task_out(task, structures_by_id(db.session, [task.structure_id]), now)
 
 
-def _task_for(user: User, task_id: int, action: str) -> HumanTask:
-    """The task if ``user`` may work it (404 when they may not even see it, 403 when they only see it)."""
-    task, visible = access.task_and_visibility(db.session, user, task_id)
+def _task_for(user: User, task_id: int, action: str, *, with_state: bool = False) -> HumanTask:
+    """The task if ``user`` may work it (404 when they may not even see it, 403 when they only see it);
+    ``with_state`` when the view runs or reads the workflow (access.task_and_visibility)."""
+    task, visible = access.task_and_visibility(db.session, user, task_id, with_state=with_state)
     if not visible:
         with transaction(db.session):
             log_access(user, task.case_id if task else None, action, outcome="denied", detail=str(task_id))
