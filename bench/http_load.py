@@ -280,7 +280,7 @@ class Client:
                     self.pending.append(task["id"])
 
 
-class _Database:
+class Database:
     """The database of a run: an existing PostgreSQL one, or a fresh one (PostgreSQL or SQLite file) seeded here."""
 
     def __init__(self, args: argparse.Namespace):
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.db == "sqlite" and args.database:
         parser.error("--database names a PostgreSQL database; --db sqlite always starts from a fresh file")
-    database = _Database(args)
+    database = Database(args)
     server = Server(database.url, args.workers)
     figures: dict = {"db": args.db, "database": database.name, "workers": args.workers, "clients": args.clients,
                      "phases": {}}

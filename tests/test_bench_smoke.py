@@ -45,3 +45,17 @@ def test_http_benchmark_one_client_on_sqlite(tmp_path):
     assert figures["db"] == "sqlite" and figures["errors"] == 0
     assert figures["phases"]["case_start"]["ops"] == 10 and figures["phases"]["task_complete"]["ops"] == 40
     assert not Path(figures["database"]).exists()  # the file and its folder are removed at the end
+
+
+def test_web_pages_benchmark_on_sqlite(tmp_path):
+    figures_file = tmp_path / "pages.json"
+    command = [sys.executable, str(ROOT / "bench" / "web_pages.py"), "--cases", "3", "--requests", "3",
+               "--json", str(figures_file)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    figures = json.loads(figures_file.read_text(encoding="utf-8"))
+    assert set(figures["pages"]) == {"inbox", "structure_queue", "case_page", "task_page"}
+    for name, figure in figures["pages"].items():
+        assert figure["p50_ms"] > 0 and figure["statements"] > 0, name
+        assert re.search(rf"^{name}\s+p50 +[\d.]+ ms", result.stdout, re.MULTILINE), result.stdout
