@@ -156,10 +156,10 @@ def complete_task(
         task.run()
 
     runtime.settle(loaded, now, run_user_task, actor=user)
-    task_effects.after_completion(session, loaded, row, task, data, designated, now, user, ctx=ctx)
+    members_left = task_effects.after_completion(session, loaded, row, task, data, designated, now, user, ctx=ctx)
     runtime.save(session, ctx, loaded, now, user)
-    if loaded.case.status == "active" and loaded.case.person_id is not None:
-        care_team.check_someone_remains(session, loaded.case.id)
+    if members_left and loaded.case.status == "active" and loaded.case.person_id is not None:
+        care_team.check_someone_remains(session, loaded.case.id)  # only an exit ends memberships here
     return loaded.case
 
 

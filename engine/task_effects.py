@@ -42,7 +42,8 @@ def before_completion(session: Session, loaded, row: HumanTask, task, data: dict
 
 
 def after_completion(session: Session, loaded, row: HumanTask, task, data: dict, designated: User | None,
-                     now: datetime, actor: str, *, ctx: EngineContext) -> None:
+                     now: datetime, actor: str, *, ctx: EngineContext) -> bool:
+    """The completed task's effects on the case; True when members left its care team (an exit)."""
     info = loaded.pathway.task_info(task)
     case_id = loaded.case.id
     if designated is not None:
@@ -57,8 +58,9 @@ def after_completion(session: Session, loaded, row: HumanTask, task, data: dict,
         prescriptions.prescribe_from_task(session, ctx, row, data, now, actor)
     if info.get("exit"):
         reason = data.get("exit_reason") or "autre"
-        care_team.leave_structure(session, case_id, row.structure_id, now, reason, actor)
         loaded.case.exit_reason = reason
+        return bool(care_team.leave_structure(session, case_id, row.structure_id, now, reason, actor))
+    return False
 
 
 def guard_exit_events(session: Session, loaded):

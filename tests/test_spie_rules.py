@@ -64,6 +64,27 @@ def test_exit_refused_without_receiving_referent_then_positive_exit_accepted(ses
     assert team(session_factory, case_id) == [("departement", cd_referent.email)]
 
 
+def test_an_exit_that_leaves_an_active_case_without_referent_is_refused(session_factory, ctx):
+    """A positive exit needs no hand-off, but the case goes on after it: someone must still follow it."""
+    seed_and_deploy(session_factory, ctx)
+    xml = (fixture_bytes("engine/sortie-apres-relais.bpmn")
+           .replace(b"<bpmn:flowNodeRef>relais</bpmn:flowNodeRef>", b"")
+           .replace(b'<bpmn:callActivity id="relais" calledElement="passage-de-relais" '
+                    b'spie:receivingStructureType="departement"/>', b"")
+           .replace(b'<bpmn:sequenceFlow id="f2" sourceRef="relais" targetRef="sortie"/>', b"")
+           .replace(b'<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="relais"/>',
+                    b'<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="sortie" spie:positiveExit="true"/>'))
+    _deploy(session_factory, ctx, xml)
+    ml_referent = staff(session_factory, structure(session_factory, "mission-locale", EVRY).id)
+    case_id = start_for(session_factory, ctx, "sortie-apres-relais", PERSON, ml_referent)
+
+    with pytest.raises(Conflict, match="at least one active référent"):
+        complete(session_factory, ctx, open_rows(session_factory, case_id)["sortie"], ml_referent,
+                 {"exit_reason": "emploi-durable", "exit_date": "2026-02-01"})
+    assert team(session_factory, case_id) == [("mission-locale", ml_referent.email)]  # nothing was written
+    assert "sortie" in open_rows(session_factory, case_id)
+
+
 def test_deploy_refuses_a_closing_path_that_skips_the_hand_off(session_factory, ctx):
     seed_and_deploy(session_factory, ctx)
     careless = fixture_bytes("engine/sortie-apres-relais.bpmn").replace(
