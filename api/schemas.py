@@ -34,7 +34,8 @@ class ProblemOut(Schema):
     status = fields.Int(required=True, metadata={"example": 404})
     detail = fields.Str()
     errors = fields.List(fields.Dict(), metadata={
-        "description": "field errors ({field, message}) or deploy problems ({element_id, line, rule, message})"})
+        "description": "field errors ({field, message}) or deploy problems ({element_id, line, rule, message, "
+                       "severity, code, params}: code names which of the rule's messages, params its values)"})
 
 
 class StructureRef(Schema):
