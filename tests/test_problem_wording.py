@@ -108,6 +108,7 @@ def test_every_problem_the_engine_writes_reads_in_french(session_factory, monkey
                 assert str(value) in detail, (key, value, detail)
         if "file" in problem.params:
             assert detail.startswith(f"Dans {problem.params['file']} : "), detail
+        assert "DMN" in shown["title"] if problem.code == "not-dmn" else "DMN" not in shown["title"], shown
 
 
 def _own_words(problem: Problem, detail: str) -> str:

@@ -48,6 +48,8 @@ RULE_TITLES = {
 WARNING_TITLES = {
     "timer-expression": "Minuterie calculée à l'exécution : non vérifiable au déploiement",
 }
+# Where one of a rule's messages needs its own title (Problem.code).
+CODE_TITLES = {"not-dmn": "Ce n'est pas un document DMN"}
 
 SEVERITIES = {"error": "Erreur", "warning": "Avertissement"}
 
@@ -144,7 +146,8 @@ def problem_out(problem: Problem | dict) -> dict:
     """
     data = problem.to_dict() if isinstance(problem, Problem) else dict(problem)
     warning = data.get("severity") == "warning"
-    data["title"] = (warning and WARNING_TITLES.get(data.get("rule"))) or RULE_TITLES.get(data.get("rule"), "Problème")
+    data["title"] = (CODE_TITLES.get(data.get("code") or "") or (warning and WARNING_TITLES.get(data.get("rule")))
+                     or RULE_TITLES.get(data.get("rule"), "Problème"))
     data["severity_label"] = SEVERITIES.get(data.get("severity"), "Erreur")
     detail = problem_detail(data.get("code"), data.get("params") or {})
     data["detail"], data["detail_lang"] = (detail, "fr") if detail else (data.get("message"), "en")
