@@ -1,12 +1,40 @@
 """Small helpers shared by engine tests."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
 
 from engine import cases, pathways
 from engine.db import transaction
 from engine.models import CaseEvent, HumanTask
 from tests.conftest import fixture_bytes
+
+
+@contextmanager
+def database_work(engine) -> Iterator[dict]:
+    """The statements (their SQL), connection checkouts and commits seen on ``engine`` inside the block."""
+    seen = {"statements": [], "checkouts": 0, "commits": 0}
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        seen["statements"].append(sql)
+
+    def checkout(dbapi_connection, record, proxy):
+        seen["checkouts"] += 1
+
+    def commit(conn):
+        seen["commits"] += 1
+
+    listeners = [(engine, "before_cursor_execute", statement), (engine.pool, "checkout", checkout),
+                 (engine, "commit", commit)]
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    try:
+        yield seen
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)
 
 
 def deploy_fixture(session_factory, ctx, name: str, by: str = "designer@test"):

@@ -9,10 +9,9 @@ user and every task.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from api.extensions import db
 from engine import access, cases
@@ -21,35 +20,11 @@ from engine.directory import User
 from engine.errors import Conflict
 from engine.models import Case, CaseEvent, HumanTask
 from tests.api_support import CD_REFERENT, CD_SUPERVISOR, EVRY_PERSON, ML_REFERENT, ML_SUPERVISOR, PILOT, login
+from tests.helpers import database_work
 
 ML_PATHWAY = "jeune-sortant-mission-locale"
 PREPARATION = {"date_sortie_prevue": "2026-03-01", "situation_sortie": "sans-solution", "synthese": "RSA à ouvrir"}
 TASK_WITH_CASE = re.compile(r"FROM human_task JOIN \"case\"", re.IGNORECASE)
-
-
-@contextmanager
-def database_work(engine):
-    """Statements, connection checkouts and commits seen on ``engine`` inside the block."""
-    seen = {"statements": [], "checkouts": 0, "commits": 0}
-
-    def statement(conn, cursor, sql, params, context, executemany):
-        seen["statements"].append(sql)
-
-    def checkout(dbapi_connection, record, proxy):
-        seen["checkouts"] += 1
-
-    def commit(conn):
-        seen["commits"] += 1
-
-    listeners = [(engine, "before_cursor_execute", statement), (engine.pool, "checkout", checkout),
-                 (engine, "commit", commit)]
-    for target, name, listener in listeners:
-        event.listen(target, name, listener)
-    try:
-        yield seen
-    finally:
-        for target, name, listener in listeners:
-            event.remove(target, name, listener)
 
 
 def test_a_completion_reads_its_task_once_and_answers_in_its_own_transaction(app, client, seeded):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from engine import case_writes, row_hooks
 from engine.case_writes import SavedRows
@@ -14,7 +14,7 @@ from engine.db import transaction
 from engine.errors import Conflict
 from engine.models import Case, CaseEvent, HumanTask, Timer
 from tests.conftest import FIXTURES, SIMULATION_START
-from tests.helpers import complete, deploy_fixture, open_tasks, start, timeline
+from tests.helpers import complete, database_work, deploy_fixture, open_tasks, start, timeline
 
 NOW = SIMULATION_START + timedelta(hours=1)
 
@@ -111,20 +111,10 @@ def test_statements_per_command_on_postgresql(db_engine, session_factory):
     ctx = EngineContext(clock=SystemClock(), forms_dir=FIXTURES / "forms")  # no simulated clock to read
     deploy_fixture(session_factory, ctx, "simple.bpmn")
     start(session_factory, ctx, "simple")  # this process has read the pathway's spec
-    statements = []
-
-    def count(*_args) -> None:
-        statements.append(1)
-
-    event.listen(db_engine, "before_cursor_execute", count)
-    try:
+    with database_work(db_engine) as seen:
         case_id = start(session_factory, ctx, "simple")
-        started = len(statements)
-        [task] = open_tasks(session_factory, case_id)
-        statements.clear()
+    [task] = open_tasks(session_factory, case_id)
+    with database_work(db_engine) as done:
         complete(session_factory, ctx, task.id, {"note": "vu", "approved": True})
-        completed = len(statements)
-    finally:
-        event.remove(db_engine, "before_cursor_execute", count)
-    assert (started, completed) == (3, 3)
+    assert (len(seen["statements"]), len(done["statements"])) == (3, 3)
     assert [t.bpmn_id for t in open_tasks(session_factory, case_id)] == ["second"]

@@ -13,7 +13,7 @@ import json
 import re
 
 from markupsafe import escape
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from api.extensions import db
 from engine import cases, supervision
@@ -23,6 +23,7 @@ from engine.directory import Structure, user_by_email
 from engine.models import HumanTask
 from tests.api_support import (ADMIN, CD_REFERENT, CD_SUPERVISOR, DESIGNER, ML_REFERENT, ML_SUPERVISOR, PILOT,
                                login)
+from tests.helpers import database_work
 from tests.test_web_support import (
     advance_time,
     csrf_token,
@@ -229,15 +230,10 @@ def test_a_page_of_the_board_is_two_queries_whatever_its_length(seeded):
     with seeded.app_context():
         pilot = user_by_email(db.session, PILOT)
         now = seeded.extensions["spie"].clock.now(db.session)
-        statements: list[str] = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731 (conn, cursor, statement, ...)
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with database_work(db.engine) as seen:
             rows = supervision.overdue_page(db.session, pilot, now)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
     assert len(rows) == 3 and [r.due_at for r in rows] == sorted(r.due_at for r in rows)
-    assert len(statements) == 2, statements  # the board, then which of its cases the pilot may open
+    assert len(seen["statements"]) == 2, seen["statements"]  # the board, then which of its cases the pilot may open
 
 
 # ---------------------------------------------------------------- CSV export
