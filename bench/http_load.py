@@ -284,16 +284,17 @@ class Client:
 class Database:
     """The database of a run: an existing PostgreSQL one, or a fresh one (PostgreSQL or SQLite file) seeded here."""
 
-    def __init__(self, args: argparse.Namespace):
-        self.fresh = args.database is None
-        self.admin = admin_url(args.postgres_url)
-        if args.db == "sqlite":
+    def __init__(self, kind: str, postgres_url: str | None = None, existing: str | None = None):
+        """``kind``: "sqlite" or "postgresql"; ``existing``: a PostgreSQL database to use as it is."""
+        self.fresh = existing is None
+        self.admin = admin_url(postgres_url)
+        if kind == "sqlite":
             self.folder = Path(tempfile.mkdtemp(prefix="spie-http-db-"))
             self.name = str(self.folder / "spie.sqlite3")
             self.url = f"sqlite:///{self.name}"
         else:
             self.folder = None
-            self.name = args.database or f"spie_http_{uuid.uuid4().hex[:8]}"
+            self.name = existing or f"spie_http_{uuid.uuid4().hex[:8]}"
             self.url = database_url(self.admin, self.name)
             if self.fresh:
                 create_database(self.admin, self.name)
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.db == "sqlite" and args.database:
         parser.error("--database names a PostgreSQL database; --db sqlite always starts from a fresh file")
-    database = Database(args)
+    database = Database(args.db, args.postgres_url, args.database)
     server = Server(database.url, args.workers)
     figures: dict = {"db": args.db, "database": database.name, "workers": args.workers, "clients": args.clients,
                      "phases": {}}

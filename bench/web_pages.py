@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=60, help="timed requests per page")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
-    args.database = None
-    database = Database(args)
+    database = Database(args.db, args.postgres_url)
     try:
         figures = _measure(database.url, args)
     finally:
